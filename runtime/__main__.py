@@ -1,0 +1,5 @@
+"""``python -m runtime`` is ``tqrun``."""
+
+from runtime.cli import main
+
+main()
