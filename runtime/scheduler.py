@@ -39,7 +39,7 @@ JobFactory = Callable[[ScheduleSettings, float, str], NewJob]
 
 def tick_id(schedule: str, tick: float) -> str:
     """The job id of one tick of one schedule (the same in every process and host)."""
-    return f"cron.{schedule}.{int(round(tick))}"
+    return f"cron.{schedule}.{round(tick)}"
 
 
 @dataclass(slots=True)
