@@ -179,6 +179,13 @@ class LoggingSettings:
     format: LogFormat = "compact"
 
 
+@dataclass(frozen=True, slots=True)
+class RegistrySettings:
+    """How task functions are found (``TASK_QUEUE_AUTO_REGISTER``)."""
+
+    auto_register: bool = True
+
+
 def _default_queues() -> tuple[QueueSettings, ...]:
     return tuple(QueueSettings(name=n, priority=p) for n, p in DEFAULT_QUEUES.items())
 
@@ -200,6 +207,7 @@ class Settings:
     dead_letter: DeadLetterSettings = field(default_factory=DeadLetterSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    registry: RegistrySettings = field(default_factory=RegistrySettings)
     source: str | None = None  # the pipeline file this came from
 
     def queue(self, name: str) -> QueueSettings:
