@@ -28,7 +28,7 @@ def _hints(cls: type) -> dict[str, Any]:
 def build(cls: type[T], data: Mapping[str, Any], **extra: Any) -> T:
     """Instantiate dataclass ``cls`` from ``data``; nested dataclasses recurse, lists become tuples."""
     kwargs: dict[str, Any] = dict(extra)
-    hints = _hints(cls)
+    hints = _hints(typing.cast(type, cls))
     for item in dataclasses.fields(cls):  # type: ignore[arg-type]
         if item.name not in data or item.name in kwargs:
             continue
@@ -45,6 +45,9 @@ def build(cls: type[T], data: Mapping[str, Any], **extra: Any) -> T:
 def build_settings(data: Mapping[str, Any], origins: Mapping[Path, Origin], source: str | None) -> Settings:
     """The frozen ``Settings`` of a merged config that passed validation."""
     sections = {k: v for k, v in data.items() if k not in ("queues", "tasks", "schedules")}
+    http = sections.get("http")
+    if isinstance(http, dict) and http.get("auth_token") == "":
+        sections["http"] = {**http, "auth_token": None}  # "{{ env.X | default('') }}" means no token
     declared = data.get("queues") or {name: {"priority": p} for name, p in DEFAULT_QUEUES.items()}
     queues = tuple(build(QueueSettings, q or {}, name=n) for n, q in declared.items())
     tasks = []

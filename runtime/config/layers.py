@@ -104,7 +104,9 @@ def env_layer(env: Mapping[str, str], schemas: SchemaSet, current: Mapping[str, 
     """Build the env layer; aliases apply first so a ``TASK_QUEUE_A__B`` variable wins over its alias."""
     layer = Layer()
     aliases = sorted(n for n in env if n in ALIASES)
-    nested = sorted(n for n in env if n.startswith(PREFIX) and n not in ALIASES and not n.startswith(IGNORED_PREFIX))
+    nested = sorted(
+        n for n in env if n.startswith(PREFIX) and n not in ALIASES and not n.startswith(IGNORED_PREFIX)
+    )
     for name in [*aliases, *nested]:
         origin = Origin("env", var=name)
         path = ALIASES.get(name) or _env_path(name, schemas, current)
@@ -112,7 +114,9 @@ def env_layer(env: Mapping[str, str], schemas: SchemaSet, current: Mapping[str, 
         if path is None or leaf is None:
             hint = suggest(name, _known_vars(schemas))
             where = f" ({format_path(path)})" if path else ""
-            layer.problems.append(Problem.at(origin, (), f"unknown variable: it maps to no config key{where}{hint}"))
+            layer.problems.append(
+                Problem.at(origin, (), f"unknown variable: it maps to no config key{where}{hint}")
+            )
             continue
         if leaf[0].get("type") == "object":
             layer.problems.append(

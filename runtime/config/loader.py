@@ -145,7 +145,9 @@ def is_base_file(path: FsPath) -> bool:
     return path.name in BASE_NAMES
 
 
-def lint_paths(paths: Iterable[str | os.PathLike[str]], env: Mapping[str, str] | None = None) -> list[Problem]:
+def lint_paths(
+    paths: Iterable[str | os.PathLike[str]], env: Mapping[str, str] | None = None
+) -> list[Problem]:
     """Check files in this process (imports and schemas are loaded once); problems of all files, deduplicated.
 
     A ``task-queue.yaml`` is checked on its own; a pipeline is checked stacked on its task-queue.yaml.

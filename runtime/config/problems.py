@@ -70,7 +70,7 @@ class Origin:
     var: str | None = None  # env variable name or flag key
 
     def describe(self) -> str:
-        """Short human form used by ``tqrun config``: ``file:line:col``, ``env X``, ``flag k``, ``default``."""
+        """Short form for ``tqrun config``: ``file:line:col``, ``env X``, ``flag k`` or ``default``."""
         if self.source == "env":
             return f"env {self.var}"
         if self.source == "flag":
@@ -98,7 +98,9 @@ class Problem:
             return cls(message, path)
         if origin.source in ("env", "flag"):
             return cls(message, path, var=f"{origin.source} {origin.var}")
-        line, col = (origin.key_line, origin.key_col) if key and origin.key_line else (origin.line, origin.col)
+        line, col = (
+            (origin.key_line, origin.key_col) if key and origin.key_line else (origin.line, origin.col)
+        )
         return cls(message, path, origin.source, line, col)
 
     def location(self) -> str:

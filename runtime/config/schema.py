@@ -100,7 +100,9 @@ class SchemaSet:
             schema = node
         return schema, doc
 
-    def child(self, schema: Mapping[str, Any], doc: str, key: str | int) -> tuple[Mapping[str, Any], str] | None:
+    def child(
+        self, schema: Mapping[str, Any], doc: str, key: str | int
+    ) -> tuple[Mapping[str, Any], str] | None:
         """The schema of ``key`` inside an object/array schema, or ``None`` when the key is not allowed."""
         schema, doc = self.resolve(schema, doc)
         if isinstance(key, int):
@@ -209,7 +211,9 @@ _TYPE_NAMES: Final = {
 def _shown(path: Path, value: object) -> str:
     if path in SECRET_PATHS:
         return "***"
-    kind = {bool: "boolean", int: "integer", float: "number", str: "string", type(None): "null"}.get(type(value))
+    kind = {bool: "boolean", int: "integer", float: "number", str: "string", type(None): "null"}.get(
+        type(value)
+    )
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
@@ -230,7 +234,11 @@ def _translate(schemas: SchemaSet, doc: str, error: Any, origins: Mapping[Path, 
             hint = suggest(key, allowed) or f" (valid keys: {', '.join(allowed)})"
             if key in elsewhere:
                 hint = " (it belongs in a pipeline file, not in task-queue.yaml)"
-            out.append(Problem.at(origin_of(origins, (*path, key)), (*path, key), f"unknown key {key!r}{hint}", key=True))
+            out.append(
+                Problem.at(
+                    origin_of(origins, (*path, key)), (*path, key), f"unknown key {key!r}{hint}", key=True
+                )
+            )
         return out
     if "propertyNames" in error.schema_path:  # jsonschema reports the inner keyword, on the parent path
         key = error.instance
@@ -244,8 +252,9 @@ def _message(keyword: str, schema: Mapping[str, Any], error: Any) -> str:
     path: Path = tuple(error.absolute_path)
     value = error.instance
     if keyword == "type":
-        wanted = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-        return f"expected {' or '.join(_TYPE_NAMES.get(t, t) for t in wanted)}, got {_shown(path, value)}"
+        wanted: list[str] = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        names = " or ".join(_TYPE_NAMES.get(t, t) for t in wanted)
+        return f"expected {names}, got {_shown(path, value)}"
     if keyword in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         low = schema.get("minimum", schema.get("exclusiveMinimum"))
         high = schema.get("maximum", schema.get("exclusiveMaximum"))

@@ -20,7 +20,9 @@ from runtime.queues import DEFAULT_QUEUES
 _LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
-def check(data: Mapping[str, Any], origins: Mapping[Path, Origin], project_root: FsPath | None) -> list[Problem]:
+def check(
+    data: Mapping[str, Any], origins: Mapping[Path, Origin], project_root: FsPath | None
+) -> list[Problem]:
     """Run every semantic check; ``project_root`` goes on ``sys.path`` while entry points import."""
     problems: list[Problem] = []
     queues = _mapping(data.get("queues")) or dict.fromkeys(DEFAULT_QUEUES)
@@ -34,7 +36,10 @@ def check(data: Mapping[str, Any], origins: Mapping[Path, Origin], project_root:
         queue = task.get("queue", "default")
         if isinstance(queue, str) and queue not in queues:
             declared = ", ".join(sorted(queues))
-            add(("tasks", name, "queue"), f"queue {queue!r} is not declared (declared: {declared}){suggest(queue, queues)}")
+            add(
+                ("tasks", name, "queue"),
+                f"queue {queue!r} is not declared (declared: {declared}){suggest(queue, queues)}",
+            )
     with _on_sys_path(project_root):
         for name, task in tasks.items():
             entry = _mapping(task).get("entry")
@@ -135,5 +140,10 @@ def _check_workers(data: Mapping[str, Any], queues: Mapping[str, Any], add: Any)
 
 def _check_http(http: Mapping[str, Any], add: Any) -> None:
     host = http.get("host", "127.0.0.1")
-    if http.get("enabled", True) and isinstance(host, str) and host not in _LOOPBACK and not http.get("auth_token"):
+    if (
+        http.get("enabled", True)
+        and isinstance(host, str)
+        and host not in _LOOPBACK
+        and not http.get("auth_token")
+    ):
         add(("http", "host"), f"serving on {host!r} (not loopback) requires http.auth_token")

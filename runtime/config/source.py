@@ -44,7 +44,9 @@ def render_template(text: str, file: str, env: Mapping[str, str]) -> tuple[str |
     import jinja2
     from jinja2.sandbox import SandboxedEnvironment
 
-    sandbox = SandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    sandbox = SandboxedEnvironment(
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
+    )
     try:
         return sandbox.from_string(text).render(env=dict(env)), []
     except jinja2.TemplateSyntaxError as exc:
@@ -117,7 +119,9 @@ class _Walker:
             if key in out:
                 first = self.origins[(*path, key)]
                 self.problems.append(
-                    Problem.at(here, (*path, key), f"duplicate key {key!r} (first set at line {first.key_line})")
+                    Problem.at(
+                        here, (*path, key), f"duplicate key {key!r} (first set at line {first.key_line})"
+                    )
                 )
                 continue
             out[key] = self.value(value_node, (*path, key), key_node.start_mark)
@@ -154,7 +158,9 @@ def parse_yaml(text: str, file: str) -> Document:
         return Document(file, None, problems=[Problem(f"YAML error: {exc}", (), file)])
     if not isinstance(data, dict):
         kind = type(data).__name__ if data is not None else "null"
-        return Document(file, None, walker.origins, [Problem(f"top level must be a mapping, got {kind}", (), file, 1, 1)])
+        return Document(
+            file, None, walker.origins, [Problem(f"top level must be a mapping, got {kind}", (), file, 1, 1)]
+        )
     return Document(file, data, walker.origins, walker.problems)
 
 
@@ -166,7 +172,9 @@ def read_document(path: str, env: Mapping[str, str]) -> Document:
     except OSError as exc:
         return Document(path, None, problems=[Problem(f"cannot read file: {exc.strerror}", (), path)])
     if len(raw) > MAX_FILE_BYTES:
-        return Document(path, None, problems=[Problem(f"file is larger than {MAX_FILE_BYTES} bytes", (), path)])
+        return Document(
+            path, None, problems=[Problem(f"file is larger than {MAX_FILE_BYTES} bytes", (), path)]
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
