@@ -1,0 +1,144 @@
+"""Every Redis key tqrun uses, built in this one place.
+
+Per-queue keys share the hash tag ``{<queue>}`` (``tq:{default}:ready``), so every per-queue Lua script
+touches a single Cluster slot. Job records live under the same tag (``tq:{default}:job:<id>``): the
+scripts that pop ids from a list build job keys from the ``job:`` prefix they receive in ``KEYS``
+(the prefix itself hashes to the queue's slot, so this stays cluster-safe, as BullMQ does).
+
+Queue keys:
+  ready      LIST  job ids waiting, head first (RPUSH at enqueue, LPOP at reserve, LPUSH to return)
+  active     ZSET  id -> lease deadline (ms, Redis server time)
+  delayed    ZSET  id -> due time (ms): delayed jobs and retries
+  dead       ZSET  id -> time it was dead-lettered (ms)
+  job:<id>   HASH  the job record (fields listed in ``JobField``)
+  idem:<key> STRING idempotency key -> job id
+  rate       HASH  token bucket of the queue's rate limit
+  wake       LIST  wake-up tokens for parked workers (capped small)
+
+Global keys (other subsystems; no hash tag needed because each is used alone):
+  workers               ZSET  worker id -> last heartbeat (ms)
+  worker:<id>           HASH  that worker's published stats
+  autoscaler:state      HASH  controller state shared across hosts and restarts
+  autoscaler:history    LIST  recent decisions, newest first
+  scheduler:lock        STRING leader lock of the scheduler (promotion/recovery sweeps)
+  cron:lock             STRING leader lock of the cron firer
+  cron:last:<schedule>  STRING last tick fired for that schedule
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from runtime.queues import validate_name
+
+
+class JobField:
+    """Field names of the job HASH (short: they are repeated in every record)."""
+
+    ENVELOPE: Final = "env"
+    STATE: Final = "state"
+    TASK: Final = "task"
+    ATTEMPT: Final = "att"  # 1-based; +1 per retry
+    DELIVERIES: Final = "dlv"  # deliveries that count toward max_deliveries (release gives one back)
+    TOKEN: Final = "tok"  # monotonic fencing token, +1 per reserve
+    ENQUEUED: Final = "enq"  # server ms the job was accepted
+    READY: Final = "rdy"  # server ms it last became ready (queue-wait measurement)
+    STARTED: Final = "sta"
+    FINISHED: Final = "fin"
+    RESULT: Final = "res"
+    ERROR: Final = "err"
+    HISTORY: Final = "hist"  # newline-separated JSON objects, only non-happy events
+    CANCEL: Final = "cxl"  # "1" when cancellation of a running job was requested
+    IDEMPOTENCY: Final = "idem"
+    RUNTIME: Final = "rt"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueKeys:
+    """All keys of one queue. Build with :func:`queue_keys` (validates the name)."""
+
+    queue: str
+    prefix: str  # "<ns>:{<queue>}"
+
+    @property
+    def ready(self) -> str:
+        return f"{self.prefix}:ready"
+
+    @property
+    def active(self) -> str:
+        return f"{self.prefix}:active"
+
+    @property
+    def delayed(self) -> str:
+        return f"{self.prefix}:delayed"
+
+    @property
+    def dead(self) -> str:
+        return f"{self.prefix}:dead"
+
+    @property
+    def rate(self) -> str:
+        return f"{self.prefix}:rate"
+
+    @property
+    def wake(self) -> str:
+        return f"{self.prefix}:wake"
+
+    @property
+    def job_prefix(self) -> str:
+        """Prefix scripts append a job id to; passed in KEYS so it pins the slot."""
+        return f"{self.prefix}:job:"
+
+    @property
+    def idem_prefix(self) -> str:
+        return f"{self.prefix}:idem:"
+
+    def job(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}"
+
+    def idem(self, key: str) -> str:
+        return f"{self.prefix}:idem:{key}"
+
+
+def queue_keys(namespace: str, queue: str) -> QueueKeys:
+    validate_name(namespace, "namespace")
+    validate_name(queue, "queue")
+    return QueueKeys(queue=queue, prefix=f"{namespace}:{{{queue}}}")
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalKeys:
+    """Namespace-wide keys used by workers, the autoscaler, cron and the scheduler."""
+
+    namespace: str
+
+    @property
+    def workers(self) -> str:
+        return f"{self.namespace}:workers"
+
+    def worker(self, worker_id: str) -> str:
+        return f"{self.namespace}:worker:{worker_id}"
+
+    @property
+    def autoscaler_state(self) -> str:
+        return f"{self.namespace}:autoscaler:state"
+
+    @property
+    def autoscaler_history(self) -> str:
+        return f"{self.namespace}:autoscaler:history"
+
+    @property
+    def scheduler_lock(self) -> str:
+        return f"{self.namespace}:scheduler:lock"
+
+    @property
+    def cron_lock(self) -> str:
+        return f"{self.namespace}:cron:lock"
+
+    def cron_last(self, schedule: str) -> str:
+        return f"{self.namespace}:cron:last:{validate_name(schedule, 'schedule')}"
+
+
+def global_keys(namespace: str) -> GlobalKeys:
+    return GlobalKeys(validate_name(namespace, "namespace"))

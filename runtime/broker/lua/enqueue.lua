@@ -1,0 +1,85 @@
+-- enqueue.lua: create a batch of jobs in ONE queue, atomically (all admitted or none).
+-- KEYS[1] ready       LIST of ready job ids
+-- KEYS[2] delayed     ZSET id -> due ms
+-- KEYS[3] wake        LIST of wake-up tokens for parked workers
+-- KEYS[4] job prefix  "<ns>:{q}:job:"  (job key = prefix .. id; same slot)
+-- KEYS[5] idem prefix "<ns>:{q}:idem:" (idempotency key = prefix .. key; same slot)
+-- ARGV[1] max_length  admission limit on ready + delayed; -1 = none
+-- ARGV[2] idem_ttl_ms lifetime of an idempotency key (the delay is added per job)
+-- ARGV[3] wake_cap    max tokens kept in the wake list
+-- ARGV[4..] 5 per job: id, envelope, delay_ms, idempotency key ("" = none), task name
+-- Returns: {-1} when the queue is full (nothing written);
+--          else a flat list, 2 per job: id of the job that now exists, 1 created / 0 deduplicated.
+-- An id that already has a record is a no-op (0), so a client retrying after a lost reply
+-- cannot create a duplicate.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local max_length = tonumber(ARGV[1])
+local idem_ttl = tonumber(ARGV[2])
+local wake_cap = tonumber(ARGV[3])
+local jp, ip = KEYS[4], KEYS[5]
+
+-- pass 1: decide, write nothing
+local out, new = {}, {}
+local seen = {}
+for i = 4, #ARGV, 5 do
+  local id, ikey = ARGV[i], ARGV[i + 3]
+  local existing = nil
+  if redis.call('EXISTS', jp .. id) == 1 or seen[id] then
+    existing = id
+  elseif ikey ~= '' then
+    local prior = redis.call('GET', ip .. ikey)
+    if prior and redis.call('EXISTS', jp .. prior) == 1 then
+      existing = prior
+    elseif seen['idem:' .. ikey] then
+      existing = seen['idem:' .. ikey]
+    end
+  end
+  if existing then
+    out[#out + 1] = existing
+    out[#out + 1] = 0
+  else
+    seen[id] = true
+    if ikey ~= '' then seen['idem:' .. ikey] = id end
+    new[#new + 1] = i
+    out[#out + 1] = id
+    out[#out + 1] = 1
+  end
+end
+
+if max_length >= 0 and #new > 0 then
+  local depth = redis.call('LLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2])
+  if depth + #new > max_length then
+    return {-1}
+  end
+end
+
+-- pass 2: write
+local ready_ids, woke = {}, 0
+for _, i in ipairs(new) do
+  local id, env, delay, ikey, task = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4]
+  local jk = jp .. id
+  if delay > 0 then
+    redis.call('HSET', jk, 'env', env, 'state', 'scheduled', 'task', task, 'att', 1, 'dlv', 0, 'tok', 0,
+      'enq', now, 'rdy', now + delay)
+    redis.call('ZADD', KEYS[2], now + delay, id)
+  else
+    redis.call('HSET', jk, 'env', env, 'state', 'queued', 'task', task, 'att', 1, 'dlv', 0, 'tok', 0,
+      'enq', now, 'rdy', now)
+    ready_ids[#ready_ids + 1] = id
+  end
+  if ikey ~= '' then
+    redis.call('HSET', jk, 'idem', ikey)
+    redis.call('SET', ip .. ikey, id, 'PX', idem_ttl + math.max(delay, 0))
+  end
+end
+if #ready_ids > 0 then
+  -- bounded unpack: Lua's stack limit is ~8000 values
+  for s = 1, #ready_ids, 1000 do
+    redis.call('RPUSH', KEYS[1], unpack(ready_ids, s, math.min(s + 999, #ready_ids)))
+  end
+  local have = redis.call('LLEN', KEYS[3])
+  local add = math.min(#ready_ids, wake_cap - have)
+  for _ = 1, add do redis.call('RPUSH', KEYS[3], 1) end
+end
+return out

@@ -1,0 +1,119 @@
+-- reserve.lua: lease up to N jobs from several queues, highest priority first.
+-- KEYS: 6 per queue, repeated in priority order (all queues of one call share a cluster slot):
+--   KEYS[6i+1] ready   KEYS[6i+2] active   KEYS[6i+3] delayed   KEYS[6i+4] dead
+--   KEYS[6i+5] rate    KEYS[6i+6] job prefix
+-- ARGV[1] n              max jobs to lease in total
+-- ARGV[2] lease_ms       lease length; deadline = Redis TIME + lease_ms
+-- ARGV[3] promote_limit  max due delayed jobs promoted per queue first
+-- ARGV[4] cancel_ttl_ms  expiry given to a lazily-cancelled record when it is skipped
+-- ARGV[5] dead_ttl_ms    expiry of records dead-lettered here (ids with no record)
+-- ARGV[6..] 2 per queue: rate (jobs/s, 0 = unlimited), burst (bucket size)
+-- Returns: {dead_lettered, next_due_ms (-1 none), rate_wait_ms (-1 none), server_now_ms,
+--           then 8 per leased job: queue index (0-based), id, token, envelope, attempt, deliveries,
+--           lease deadline ms, ready ms}
+-- Only ids whose record is 'queued' are leased; a 'cancelled' record is skipped (lazy cancel), any
+-- other state (a stray duplicate id) is dropped, and an id with no record is dead-lettered with
+-- reason "no job record", so garbage in the list never blocks the jobs behind it.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local want = tonumber(ARGV[1])
+local lease = tonumber(ARGV[2])
+local plimit = tonumber(ARGV[3])
+local cancel_ttl = tonumber(ARGV[4])
+local dead_ttl = tonumber(ARGV[5])
+local nq = #KEYS / 6
+local out = {0, -1, -1, now}
+local dead_count, leased = 0, 0
+
+local function promote(ready, delayed, jp)
+  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'WITHSCORES', 'LIMIT', 0, plimit)
+  for i = 1, #due, 2 do
+    local id = due[i]
+    redis.call('ZREM', delayed, id)
+    local st = redis.call('HGET', jp .. id, 'state')
+    if st == 'scheduled' or st == 'failed' then
+      redis.call('HSET', jp .. id, 'state', 'queued', 'rdy', due[i + 1])
+      redis.call('RPUSH', ready, id)
+    end
+  end
+end
+
+-- token bucket (refilled by elapsed server time): tokens available now
+local function bucket(rkey, rate, burst)
+  local st = redis.call('HMGET', rkey, 'tk', 'ts')
+  local tokens, ts = tonumber(st[1]), tonumber(st[2])
+  if not tokens then tokens, ts = burst, now end
+  tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
+  return tokens
+end
+
+for q = 0, nq - 1 do
+  if leased >= want then break end
+  local ready, active, delayed, dead = KEYS[6 * q + 1], KEYS[6 * q + 2], KEYS[6 * q + 3], KEYS[6 * q + 4]
+  local rkey, jp = KEYS[6 * q + 5], KEYS[6 * q + 6]
+  local rate, burst = tonumber(ARGV[6 + 2 * q]), tonumber(ARGV[7 + 2 * q])
+  promote(ready, delayed, jp)
+  local take = want - leased
+  local tokens = nil
+  if rate > 0 then
+    tokens = bucket(rkey, rate, burst)
+    take = math.min(take, math.floor(tokens))
+    if take < 1 and redis.call('LLEN', ready) > 0 then
+      local wait = math.ceil((1 - tokens) * 1000 / rate)
+      if out[3] < 0 or wait < out[3] then out[3] = wait end
+    end
+  end
+  local got = 0
+  local budget = 4 * take + 100  -- bounds the pops spent skipping cancelled or garbage ids
+  while got < take and budget > 0 do
+    local ids = redis.call('LPOP', ready, math.min(take - got, budget))
+    if not ids then break end
+    budget = budget - #ids
+    for _, id in ipairs(ids) do
+      local jk = jp .. id
+      local st = redis.call('HGET', jk, 'state')
+      if st == 'queued' then
+        local tok = redis.call('HINCRBY', jk, 'tok', 1)
+        local dlv = redis.call('HINCRBY', jk, 'dlv', 1)
+        redis.call('HSET', jk, 'state', 'running', 'sta', now)
+        redis.call('HDEL', jk, 'cxl')
+        redis.call('ZADD', active, now + lease, id)
+        local f = redis.call('HMGET', jk, 'env', 'att', 'rdy')
+        out[#out + 1] = q
+        out[#out + 1] = id
+        out[#out + 1] = tok
+        out[#out + 1] = f[1]
+        out[#out + 1] = tonumber(f[2])
+        out[#out + 1] = dlv
+        out[#out + 1] = now + lease
+        out[#out + 1] = tonumber(f[3]) or now
+        got = got + 1
+      elseif st == 'cancelled' then
+        redis.call('PEXPIRE', jk, cancel_ttl)
+      elseif not st then
+        redis.call('HSET', jk, 'state', 'dead', 'err', 'no job record', 'fin', now, 'att', 0, 'dlv', 0,
+          'hist', cjson.encode({t = now, event = 'dead', reason = 'no job record'}) .. '\n')
+        redis.call('PEXPIRE', jk, dead_ttl)
+        redis.call('ZADD', dead, now, id)
+        dead_count = dead_count + 1
+      end
+    end
+  end
+  if tokens then
+    redis.call('HSET', rkey, 'tk', tokens - got, 'ts', now)
+    redis.call('PEXPIRE', rkey, math.ceil(burst * 1000 / rate) + 1000)
+  end
+  leased = leased + got
+end
+out[1] = dead_count
+
+if leased == 0 then
+  for q = 0, nq - 1 do
+    local first = redis.call('ZRANGE', KEYS[6 * q + 3], 0, 0, 'WITHSCORES')
+    if first[2] then
+      local d = math.max(0, tonumber(first[2]) - now)
+      if out[2] < 0 or d < out[2] then out[2] = d end
+    end
+  end
+end
+return out

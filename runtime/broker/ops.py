@@ -1,0 +1,309 @@
+"""The one KEYS/ARGV builder and reply parser shared by the sync and asyncio brokers.
+
+Every broker operation is split in two pure halves: ``Ops.<op>()`` builds the script calls (keys from
+``keys.py``, arguments in the order the ``.lua`` header declares), and ``parse_<op>()`` turns the raw
+reply into the types of ``runtime.broker.base``. ``RedisBroker`` and ``AsyncRedisBroker`` only move
+these calls over the wire, so their semantics cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.crc import key_slot
+
+from runtime.broker.base import (
+    Code,
+    Completion,
+    EnqueueResult,
+    ExtendResult,
+    JobInfo,
+    JobState,
+    NewJob,
+    ReserveBatch,
+    Reserved,
+)
+from runtime.broker.keys import JobField, QueueKeys, queue_keys
+from runtime.broker.scripts import Call, Scripts
+from runtime.errors import BrokerError, QueueFull
+
+_CODES = (Code.OK, Code.STALE, Code.MISSING, Code.WRONG_STATE)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerOptions:
+    """Knobs the scripts need besides the per-call arguments (built from ``Settings``)."""
+
+    namespace: str = "tq"
+    rate_limits: dict[str, float] = field(default_factory=dict)  # queue -> jobs/s
+    wake_cap: int = 16
+    promote_limit: int = 1000
+    result_ttl_ms: int = 3_600_000  # also the expiry of cancelled records
+    dead_ttl_ms: int = 7 * 86_400_000
+    dead_max_length: int = 100_000
+    idempotency_ttl_ms: int = 86_400_000
+    cluster: bool = False
+    max_block: float = 5.0  # longest BLPOP park (kept below the socket timeout)
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+class Ops:
+    """Builds script calls for one namespace; holds no connection."""
+
+    def __init__(self, options: BrokerOptions, scripts: Scripts | None = None) -> None:
+        self.opt = options
+        self.sc = scripts or Scripts()
+        self._keys: dict[str, QueueKeys] = {}
+        self._groups: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
+
+    def keys(self, queue: str) -> QueueKeys:
+        k = self._keys.get(queue)
+        if k is None:
+            k = self._keys[queue] = queue_keys(self.opt.namespace, queue)
+        return k
+
+    # --- enqueue ---------------------------------------------------------------------------
+
+    def enqueue(self, jobs: Sequence[NewJob], max_length: dict[str, int] | None) -> list[Call]:
+        """One call per queue (atomic per queue), in first-seen queue order."""
+        by_queue: dict[str, list[Any]] = {}
+        for j in jobs:
+            args = by_queue.get(j.queue)
+            if args is None:
+                limit = (max_length or {}).get(j.queue)
+                args = by_queue[j.queue] = [
+                    -1 if limit is None else limit,
+                    self.opt.idempotency_ttl_ms,
+                    self.opt.wake_cap,
+                ]
+            args += (j.id, j.envelope, j.delay_ms, j.idempotency_key or "", getattr(j, "task", ""))
+        calls = []
+        for q, args in by_queue.items():
+            k = self.keys(q)
+            calls.append(
+                Call(self.sc.enqueue, (k.ready, k.delayed, k.wake, k.job_prefix, k.idem_prefix), args)
+            )
+        return calls
+
+    @staticmethod
+    def parse_enqueue(
+        jobs: Sequence[NewJob], calls: Sequence[Call], replies: Sequence[Any]
+    ) -> list[EnqueueResult]:
+        per_queue: dict[str, list[EnqueueResult]] = {}
+        for call, reply in zip(calls, replies, strict=True):
+            if reply and reply[0] == -1:
+                raise QueueFull(
+                    f"queue {call.keys[0]!r} is at max_length {call.args[0]}; nothing was written"
+                )
+            per_queue[_queue_of(call)] = [
+                EnqueueResult(_s(reply[i]), reply[i + 1] == 1) for i in range(0, len(reply), 2)
+            ]
+        cursors = dict.fromkeys(per_queue, 0)
+        out = []
+        for j in jobs:
+            i = cursors[j.queue]
+            out.append(per_queue[j.queue][i])
+            cursors[j.queue] = i + 1
+        return out
+
+    # --- reserve ---------------------------------------------------------------------------
+
+    def reserve_groups(self, queues: Sequence[str]) -> list[tuple[str, ...]]:
+        """Queues split into runs that one script call may serve (same slot on a cluster)."""
+        key = tuple(queues)
+        groups = self._groups.get(key)
+        if groups is None:
+            if not self.opt.cluster:
+                groups = [key]
+            else:
+                groups = []
+                last = -1
+                for q in key:
+                    slot = key_slot(self.keys(q).ready.encode())
+                    if groups and slot == last:
+                        groups[-1] = (*groups[-1], q)
+                    else:
+                        groups.append((q,))
+                    last = slot
+            self._groups[key] = groups
+        return groups
+
+    def reserve(self, queues: Sequence[str], n: int, lease_ms: int) -> Call:
+        keys: list[str] = []
+        args: list[Any] = [n, lease_ms, self.opt.promote_limit, self.opt.result_ttl_ms, self.opt.dead_ttl_ms]
+        for q in queues:
+            k = self.keys(q)
+            keys += (k.ready, k.active, k.delayed, k.dead, k.rate, k.job_prefix)
+            rate = self.opt.rate_limits.get(q) or 0
+            args += (rate, max(1.0, rate))
+        return Call(self.sc.reserve, keys, args)
+
+    @staticmethod
+    def parse_reserve(queues: Sequence[str], reply: Sequence[Any]) -> ReserveBatch:
+        jobs = [
+            Reserved(
+                _s(reply[i + 1]),
+                queues[reply[i]],
+                reply[i + 2],
+                reply[i + 3],
+                reply[i + 4],
+                reply[i + 5],
+                reply[i + 6],
+                reply[i + 7],
+            )
+            for i in range(4, len(reply), 8)
+        ]
+        return ReserveBatch(
+            jobs,
+            dead_lettered=reply[0],
+            next_due_ms=None if reply[1] < 0 else reply[1],
+            rate_limited_ms=None if reply[2] < 0 else reply[2],
+        )
+
+    # --- token-checked transitions ---------------------------------------------------------
+
+    def ack(self, completions: Sequence[Completion], result_ttl_ms: int) -> list[Call]:
+        by_queue: dict[str, list[Any]] = {}
+        for c in completions:
+            args = by_queue.get(c.queue)
+            if args is None:
+                args = by_queue[c.queue] = [result_ttl_ms]
+            args += (c.id, c.token, c.result)
+        return [
+            Call(self.sc.ack, (self.keys(q).active, self.keys(q).job_prefix), a) for q, a in by_queue.items()
+        ]
+
+    @staticmethod
+    def parse_ack(
+        completions: Sequence[Completion], calls: Sequence[Call], replies: Sequence[Any]
+    ) -> list[Code]:
+        per_queue = {_queue_of(c): iter(r) for c, r in zip(calls, replies, strict=True)}
+        return [_CODES[next(per_queue[c.queue])] for c in completions]
+
+    def retry(self, queue: str, job_id: str, token: int, delay_ms: int, error: str) -> Call:
+        k = self.keys(queue)
+        return Call(
+            self.sc.retry,
+            (k.active, k.delayed, k.job(job_id)),
+            (token, max(0, int(delay_ms)), error, job_id, self.opt.result_ttl_ms),
+        )
+
+    def fail(
+        self,
+        queue: str,
+        job_id: str,
+        token: int,
+        reason: str,
+        ttl_ms: int,
+        max_length: int,
+        final: str = "dead",
+    ) -> Call:
+        k = self.keys(queue)
+        return Call(
+            self.sc.fail,
+            (k.active, k.dead, k.job(job_id), k.job_prefix),
+            (token, reason, int(ttl_ms), int(max_length), job_id, final),
+        )
+
+    def extend(self, queue: str, owned: Sequence[tuple[str, int]], lease_ms: int) -> Call:
+        k = self.keys(queue)
+        args: list[Any] = [lease_ms]
+        for job_id, token in owned:
+            args += (job_id, token)
+        return Call(self.sc.extend, (k.active, k.job_prefix), args)
+
+    @staticmethod
+    def parse_extend(reply: Sequence[Any]) -> ExtendResult:
+        return ExtendResult([_CODES[c] for c in reply[0]], [_s(i) for i in reply[1]])
+
+    def release(self, queue: str, owned: Sequence[tuple[str, int]]) -> Call:
+        k = self.keys(queue)
+        args: list[Any] = [self.opt.wake_cap, self.opt.result_ttl_ms]
+        for job_id, token in owned:
+            args += (job_id, token)
+        return Call(self.sc.release, (k.active, k.ready, k.wake, k.job_prefix), args)
+
+    @staticmethod
+    def code(reply: Any) -> Code:
+        return _CODES[int(reply)]
+
+    @staticmethod
+    def codes(reply: Sequence[Any]) -> list[Code]:
+        return [_CODES[int(c)] for c in reply]
+
+    # --- sweeps and admin ------------------------------------------------------------------
+
+    def promote(self, queue: str, limit: int) -> Call:
+        k = self.keys(queue)
+        return Call(self.sc.promote, (k.delayed, k.ready, k.wake, k.job_prefix), (limit, self.opt.wake_cap))
+
+    def recover(self, queue: str, max_deliveries: int, limit: int) -> Call:
+        k = self.keys(queue)
+        return Call(
+            self.sc.recover,
+            (k.active, k.ready, k.dead, k.wake, k.job_prefix),
+            (max_deliveries, limit, self.opt.dead_ttl_ms, self.opt.result_ttl_ms, self.opt.wake_cap),
+        )
+
+    def cancel(self, queue: str, job_id: str) -> Call:
+        k = self.keys(queue)
+        return Call(self.sc.cancel, (k.delayed, k.job(job_id)), (job_id, self.opt.result_ttl_ms))
+
+    def replay_dead(self, queue: str, job_ids: Sequence[str] | None, limit: int) -> Call:
+        k = self.keys(queue)
+        return Call(
+            self.sc.replay_dead,
+            (k.dead, k.ready, k.wake, k.job_prefix),
+            (limit, self.opt.wake_cap, *(job_ids or ())),
+        )
+
+    def purge(self, queue: str, container: str, limit: int = 1000) -> Call:
+        k = self.keys(queue)
+        key = {"ready": k.ready, "delayed": k.delayed, "dead": k.dead}[container]
+        return Call(self.sc.purge, (key, k.job_prefix), (limit, "list" if container == "ready" else "zset"))
+
+
+def _queue_of(call: Call) -> str:
+    # keys look like "<ns>:{<queue>}:<name>"; the queue sits inside the hash tag
+    first = call.keys[0]
+    return first[first.index("{") + 1 : first.index("}")]
+
+
+def parse_job(job_id: str, queue: str, raw: dict[bytes, bytes]) -> JobInfo | None:
+    """A job HASH (as HGETALL returns it) as :class:`JobInfo`; None when empty."""
+    if not raw:
+        return None
+    f = {k.decode(): v for k, v in raw.items()}
+
+    def num(name: str) -> int | None:
+        v = f.get(name)
+        return int(v) if v is not None else None
+
+    try:
+        state = JobState(_s(f.get(JobField.STATE, b"queued")))
+    except ValueError as exc:
+        raise BrokerError(f"job {job_id}: unknown state {f.get(JobField.STATE)!r}") from exc
+    hist_raw = f.get(JobField.HISTORY, b"").decode(errors="replace")
+    history = [json.loads(line) for line in hist_raw.splitlines() if line.strip()]
+    err = f.get(JobField.ERROR)
+    return JobInfo(
+        id=job_id,
+        queue=queue,
+        state=state,
+        task=_s(f.get(JobField.TASK, b"")),
+        attempt=num(JobField.ATTEMPT) or 0,
+        deliveries=num(JobField.DELIVERIES) or 0,
+        enqueued_ms=num(JobField.ENQUEUED),
+        started_ms=num(JobField.STARTED),
+        finished_ms=num(JobField.FINISHED),
+        result=f.get(JobField.RESULT),
+        error=err.decode(errors="replace") if err is not None else None,
+        history=history,
+        envelope=f.get(JobField.ENVELOPE),
+    )
