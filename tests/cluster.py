@@ -36,7 +36,9 @@ def _cluster_ports(n: int) -> list[int]:
 def _info(port: int) -> str:
     cli = find_redis_binary("redis-cli")
     assert cli is not None
-    out = subprocess.run([cli, "-p", str(port), "cluster", "info"], capture_output=True, timeout=5, check=False)
+    out = subprocess.run(
+        [cli, "-p", str(port), "cluster", "info"], capture_output=True, timeout=5, check=False
+    )
     return out.stdout.decode()
 
 
@@ -45,11 +47,12 @@ class RedisCluster:
 
     def __init__(self, masters: int = 3) -> None:
         self.ports = _cluster_ports(masters)
-        self.nodes = [
-            RedisProcess(port=p, extra=["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{p}.conf",
-                                        "--cluster-node-timeout", "5000"])
-            for p in self.ports
-        ]  # fmt: skip
+        self.nodes = [RedisProcess(port=p, extra=self._node_args(p)) for p in self.ports]
+
+    @staticmethod
+    def _node_args(port: int) -> list[str]:
+        conf = f"nodes-{port}.conf"
+        return ["--cluster-enabled", "yes", "--cluster-config-file", conf, "--cluster-node-timeout", "5000"]
 
     @property
     def urls(self) -> list[str]:

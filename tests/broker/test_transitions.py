@@ -18,7 +18,9 @@ from runtime.errors import QueueFull
 from .conftest import QUEUES
 
 
-def nj(queue: str = "default", delay_ms: int = 0, key: str | None = None, job_id: str | None = None) -> NewJob:
+def nj(
+    queue: str = "default", delay_ms: int = 0, key: str | None = None, job_id: str | None = None
+) -> NewJob:
     return NewJob(job_id or uuid.uuid4().hex, queue, b"\x81\xa1v\x01", delay_ms, key, task="t")
 
 
