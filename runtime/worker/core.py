@@ -104,6 +104,7 @@ class Worker:
         self._stopping: asyncio.Event | None = None
         self._slot_free: asyncio.Event | None = None
         self._acks_ready: asyncio.Event | None = None
+        self._wake: asyncio.Event | None = None  # a retry was scheduled: re-read next_due_ms
         self._parked = False
         self.completed = 0
         self.state = "starting"
@@ -140,6 +141,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._slot_free = asyncio.Event()
         self._acks_ready = asyncio.Event()
+        self._wake = asyncio.Event()
         for failure in self.registry.failures.values():
             logger.error("{} (the worker keeps serving the other tasks)", failure.message)
         self.leases.start()
@@ -228,35 +230,37 @@ class Worker:
             if ms is not None:
                 timeout = min(timeout, max(ms, 1) / 1000)
         self._parked = True
-        assert self._acks_ready is not None
+        assert self._acks_ready is not None and self._wake is not None
         if self._acks:
             self._acks_ready.set()
         try:
-            await self._wait_either(self.broker.wait_for_work(self.queues, timeout))
+            await self._wait_either(self.broker.wait_for_work(self.queues, timeout), wakeable=True)
+            self._wake.clear()
         except Exception as exc:
             logger.debug("wait_for_work failed: {!r}", exc)
             await self._wait_either(asyncio.sleep(0.1))
         finally:
             self._parked = False
 
-    async def _wait_either(self, aw: Any) -> None:
-        """Await ``aw`` unless the stop event fires first (then ``aw`` is cancelled)."""
-        assert self._stopping is not None
-        if self._stopping.is_set():
+    async def _wait_either(self, aw: Any, *, wakeable: bool = False) -> None:
+        """Await ``aw`` unless the stop event (or, if ``wakeable``, a local wake) fires first."""
+        assert self._stopping is not None and self._wake is not None
+        if self._stopping.is_set() or (wakeable and self._wake.is_set()):
             if asyncio.iscoroutine(aw):
                 aw.close()
             return
         task = asyncio.ensure_future(aw)
-        stop = asyncio.ensure_future(self._stopping.wait())
+        others = [asyncio.ensure_future(self._stopping.wait())]
+        if wakeable:
+            others.append(asyncio.ensure_future(self._wake.wait()))
         try:
-            await asyncio.wait((task, stop), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait((task, *others), return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for t in (task, stop):
+            for t in (task, *others):
                 if not t.done():
                     t.cancel()
             with contextlib.suppress(BaseException):
                 await task
-            stop.cancel()
 
     async def _flush_acks_when_parked(self) -> None:
         """While the reserve loop is parked nobody carries acks: send them on their own."""
@@ -317,7 +321,9 @@ class Worker:
             fut = loop.create_future()
             fut.set_exception(exc)
         run.future = fut
-        run.timer = loop.call_at(loop.time() + timeout, self._timeout, run)
+        # process tasks: the pool kills the child at ``timeout``; the loop timer is only a backstop
+        backstop = timeout + (1.0 if spec.mode == "process" else 0.0)
+        run.timer = loop.call_at(loop.time() + backstop, self._timeout, run)
         fut.add_done_callback(functools.partial(self._done, run, job))
 
     def _launch(
@@ -409,7 +415,7 @@ class Worker:
             return
         policy = spec.settings.retries
         error = _error_text(exc)
-        if isinstance(exc, Retry) or should_retry(r.attempt, policy, job.max_retries):
+        if should_retry(r.attempt, policy, job.max_retries):
             delay = exc.delay if isinstance(exc, Retry) and exc.delay is not None else None
             if delay is None:
                 delay = backoff_delay(r.attempt, policy)
@@ -426,6 +432,8 @@ class Worker:
             await self._write(
                 "retry", r, lambda: self.broker.retry(r.queue, r.id, r.token, int(delay * 1000), error)
             )
+            assert self._wake is not None
+            self._wake.set()  # a parked reserve loop must learn the new next_due_ms
             return
         await self._dead(r, spec.name, error)
 

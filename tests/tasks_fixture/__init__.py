@@ -1,0 +1,1 @@
+"""Test-only task modules used by tests/worker and tests/fault."""

@@ -1,0 +1,196 @@
+"""Helpers for worker tests: settings on the test Redis, enqueue, run a worker in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+
+import msgpack
+from typing import Any
+
+from runtime.broker.base import JobInfo, NewJob
+from runtime.broker.connection import connect, connect_async
+from runtime.broker.redis import RedisBroker
+from runtime.config.model import (
+    BrokerSettings,
+    LoggingSettings,
+    QueueSettings,
+    RetryPolicy,
+    SchedulerSettings,
+    Settings,
+    TaskSettings,
+    WorkerSettings,
+)
+from runtime.errors import SerializationError
+from runtime.registry import Registry
+from runtime.worker import Worker
+
+FIX = "tasks_fixture.basic"
+
+TASKS: dict[str, str] = {
+    "noop": "noop",
+    "add": "add",
+    "aadd": "aadd",
+    "sleep_ms": "sleep_ms",
+    "asleep_ms": "asleep_ms",
+    "record": "record",
+    "boom": "boom",
+    "flaky": "flaky",
+    "retry_later": "retry_later",
+    "reject": "reject",
+    "with_context": "with_context",
+    "unserializable": "unserializable",
+    "leaky_del": "leaky_del",
+    "aleaky_del": "aleaky_del",
+    "cpu_hog": "cpu_hog",
+    "loop_hog": "loop_hog",
+    "pid": "pid",
+}
+
+
+def make_settings(
+    redis_url: str,
+    namespace: str,
+    *,
+    tasks: Sequence[TaskSettings] = (),
+    retries: RetryPolicy | None = None,
+    lease: float = 30.0,
+    workers: WorkerSettings | None = None,
+    queues: Sequence[QueueSettings] | None = None,
+    **extra: Any,
+) -> Settings:
+    policy = retries or RetryPolicy(max=2, base=0.05, max_delay=0.2, jitter=False)
+    ts = [TaskSettings(name=n, entry=f"{FIX}:{f}", retries=policy) for n, f in TASKS.items()]
+    ts += list(tasks)
+    base = Settings(
+        broker=BrokerSettings(url=redis_url, namespace=namespace, lease=lease),
+        tasks=tuple(ts),
+        workers=workers or WorkerSettings(concurrency=16, shutdown_grace=5.0),
+        scheduler=SchedulerSettings(interval=0.2),
+        logging=LoggingSettings(level="info"),
+    )
+    if queues is not None:
+        base = replace(base, queues=tuple(queues))
+    return replace(base, **extra) if extra else base
+
+
+class _InterimCodec:
+    """Test-only msgpack envelope, used until runtime.job (issue 3) lands; then the real one is used."""
+
+    @dataclass(frozen=True)
+    class Decoded:
+        task: str
+        args: list[Any]
+        kwargs: dict[str, Any]
+        timeout: float | None = None
+        max_retries: int | None = None
+
+    def decode(self, envelope: bytes) -> Any:
+        try:
+            d = msgpack.unpackb(envelope)
+            return self.Decoded(d["t"], d["a"], d["k"], d.get("to"), d.get("mr"))
+        except Exception as exc:
+            raise SerializationError(f"bad envelope: {exc}") from exc
+
+    def encode_result(self, value: Any) -> bytes:
+        try:
+            return bytes(msgpack.packb(value))
+        except Exception as exc:
+            raise SerializationError(str(exc)) from exc
+
+    def encode(self, task: str, args: Any, kwargs: Any, timeout: float | None) -> bytes:
+        return bytes(msgpack.packb({"t": task, "a": list(args), "k": kwargs, "to": timeout}))
+
+
+def _real() -> bool:
+    try:
+        import runtime.app  # noqa: F401
+        import runtime.job  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def codec(settings: Settings) -> Any:
+    if _real():
+        from runtime.app import job_codec
+
+        return job_codec(settings)
+    return _InterimCodec()
+
+
+def new_job(
+    settings: Settings,
+    task: str,
+    *args: Any,
+    queue: str | None = None,
+    job_id: str | None = None,
+    delay_ms: int = 0,
+    timeout: float | None = None,
+    **kwargs: Any,
+) -> NewJob:
+    ts = settings.task(task)
+    jid = job_id or uuid.uuid4().hex
+    if _real():
+        from runtime.app import encode_job
+
+        return encode_job(
+            settings,
+            task,
+            args,
+            kwargs,
+            job_id=jid,
+            queue=queue or ts.queue,
+            delay_ms=delay_ms,
+            timeout=timeout,
+        )
+    env = _InterimCodec().encode(task, args, kwargs, timeout)
+    return NewJob(jid, queue or ts.queue, env, delay_ms=delay_ms, task=task)
+
+
+def enqueue(broker: RedisBroker, settings: Settings, task: str, *args: Any, **kw: Any) -> str:
+    job = new_job(settings, task, *args, **kw)
+    broker.enqueue([job])
+    return job.id
+
+
+def info(broker: RedisBroker, settings: Settings, job_id: str) -> JobInfo | None:
+    return broker.job(job_id, [q.name for q in settings.queues])
+
+
+def sync_broker(settings: Settings) -> RedisBroker:
+    return connect(settings, check=False)
+
+
+def make_worker(settings: Settings, **kw: Any) -> Worker:
+    return Worker(
+        settings,
+        Registry.from_settings(settings),
+        connect_async(settings),
+        connect(settings, check=False),
+        codec(settings),
+        **kw,
+    )
+
+
+async def run_burst(settings: Settings, timeout: float = 20.0, **kw: Any) -> Worker:
+    worker = make_worker(settings, **kw)
+    await asyncio.wait_for(worker.run(burst=True), timeout)
+    with contextlib.suppress(Exception):
+        await worker.broker.close()  # type: ignore[attr-defined]
+    return worker
+
+
+@contextlib.contextmanager
+def cleanup(settings: Settings) -> Iterator[RedisBroker]:
+    b = sync_broker(settings)
+    try:
+        yield b
+    finally:
+        for q in settings.queues:
+            with contextlib.suppress(Exception):
+                b.purge(q.name)
+        b.close()
