@@ -6,10 +6,10 @@ from pathlib import Path
 # tests/ on sys.path so `tasks_fixture` imports in this process and in spawned children
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from collections.abc import Iterator  # noqa: E402
+from collections.abc import Iterator
 
-import pytest  # noqa: E402
-from loguru import logger  # noqa: E402
+import pytest
+from loguru import logger
 
 
 @pytest.fixture

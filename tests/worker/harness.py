@@ -7,9 +7,9 @@ import contextlib
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import msgpack
-from typing import Any
 
 from runtime.broker.base import JobInfo, NewJob
 from runtime.broker.connection import connect, connect_async
@@ -107,7 +107,7 @@ class _InterimCodec:
 
 def _real() -> bool:
     try:
-        import runtime.app  # noqa: F401
+        import runtime.app
         import runtime.job  # noqa: F401
     except ImportError:
         return False
