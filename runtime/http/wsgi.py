@@ -43,7 +43,7 @@ def _view(state: HttpState, endpoint: Endpoint) -> Callable[..., Response]:
         response.headers.setdefault("Cache-Control", "no-store")
         return response
 
-    view.__name__ = f"{endpoint.method.lower()}_{endpoint.path}"
+    view.__name__ = f"{endpoint.method.lower()}_{endpoint.path}".replace(".", "_")
     return view
 
 
@@ -55,6 +55,6 @@ def _prefix(rule: str, local: str) -> str:
 def create_blueprint(state: HttpState, name: str = "tqrun") -> Blueprint:
     bp = Blueprint(name, __name__, static_folder=str(STATIC_DIR), static_url_path="/static")
     for ep in ENDPOINTS:
-        bp.add_url_rule(_PARAM.sub(r"<\1>", ep.path), endpoint=f"{ep.method}:{ep.path}",
+        bp.add_url_rule(_PARAM.sub(r"<\1>", ep.path), endpoint=f"{ep.method}:{ep.path}".replace(".", "_"),
                         view_func=_view(state, ep), methods=[ep.method])
     return bp
