@@ -1,0 +1,267 @@
+"""The Python client: ``Client`` / ``AsyncClient`` and the ``Job`` / ``AsyncJob`` handles (DESIGN.md 7).
+
+    client = Client.from_config("pipelines/prod.yaml")
+    job = client.enqueue("send_email", "a@b.c", subject="hi", _delay="10s", _idempotency_key="k")
+    job.result(timeout=5)
+
+Enqueue options carry a leading underscore (``_delay``, ``_eta``, ``_queue``, ``_idempotency_key``,
+``_max_retries``, ``_timeout``, and ``_job_id``) so they never collide with the task's parameters.
+Everything is checked before anything is written: an unknown task raises ``UnknownTask``, arguments
+over the limits ``SerializationError``/``PayloadTooLarge``, a full queue ``QueueFull``.
+``enqueue_many`` sends a whole batch in one round trip (atomic per queue).
+
+``_eta`` (a datetime or epoch seconds) is turned into a delay with this process's clock; the due time
+itself is then fixed by Redis server time, as for ``_delay``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from runtime.broker.base import Code, JobInfo, JobState, NewJob
+from runtime.broker.connection import connect, connect_async
+from runtime.broker.redis import AsyncRedisBroker, RedisBroker
+from runtime.clock import Clock, SystemClock
+from runtime.config.model import Settings
+from runtime.config.units import parse_duration
+from runtime.errors import JobCancelled, JobFailed, ResultTimeout, UnknownTask
+from runtime.job import Envelope, EnvelopeCodec, encode_envelope, new_job_id
+
+_OPTIONS = frozenset({"_delay", "_eta", "_queue", "_idempotency_key", "_max_retries", "_timeout", "_job_id"})
+#: one enqueue_many item: (task,), (task, args) or (task, args, kwargs); kwargs may hold _options
+JobSpec = tuple[str] | tuple[str, Sequence[Any]] | tuple[str, Sequence[Any], Mapping[str, Any]]
+
+
+class _Builder:
+    """Turns (task, args, kwargs-with-options) into a ``NewJob``; shared by both clients."""
+
+    def __init__(self, settings: Settings, clock: Clock) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.tasks = {t.name: t for t in settings.tasks}
+        self.queues = [q.name for q in settings.queues_by_priority()]
+        self.max_length = {q.name: q.max_length for q in settings.queues if q.max_length is not None}
+        self.limits = settings.broker.limits
+
+    def build(self, task: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> NewJob:
+        spec = self.tasks.get(task)
+        if spec is None:
+            known = ", ".join(sorted(self.tasks)) or "none"
+            raise UnknownTask(f"unknown task {task!r} (declared: {known}); nothing was written")
+        opts = {k: v for k, v in kwargs.items() if k in _OPTIONS}
+        bad = [k for k in kwargs if k.startswith("_") and k not in _OPTIONS]
+        if bad:
+            raise TypeError(f"unknown enqueue option(s) {bad}; options are {sorted(_OPTIONS)}")
+        task_kwargs = {k: v for k, v in kwargs.items() if k not in _OPTIONS}
+        queue = opts.get("_queue") or spec.queue
+        if queue not in self.queues:
+            raise UnknownTask(f"queue {queue!r} is not declared in the pipeline; nothing was written")
+        job_id = opts.get("_job_id") or new_job_id()
+        timeout = opts.get("_timeout")
+        env = Envelope(
+            id=job_id, task=task, queue=queue, args=list(args), kwargs=task_kwargs,
+            max_retries=opts.get("_max_retries"),
+            timeout=parse_duration(timeout) if timeout is not None else None,
+        )  # fmt: skip
+        return NewJob(
+            id=job_id, queue=queue, envelope=encode_envelope(env, self.limits),
+            delay_ms=self._delay_ms(opts), idempotency_key=opts.get("_idempotency_key"), task=task,
+        )  # fmt: skip
+
+    def _delay_ms(self, opts: Mapping[str, Any]) -> int:
+        if opts.get("_delay") is not None:
+            return max(0, round(parse_duration(opts["_delay"]) * 1000))
+        eta = opts.get("_eta")
+        if eta is None:
+            return 0
+        at = eta.timestamp() if isinstance(eta, dt.datetime) else float(eta)
+        return max(0, round((at - self.clock.time()) * 1000))
+
+    def spec(self, item: JobSpec) -> NewJob:
+        task = item[0]
+        args: Sequence[Any] = item[1] if len(item) > 1 else ()
+        kwargs: Mapping[str, Any] = item[2] if len(item) > 2 else {}
+        return self.build(task, args, kwargs)
+
+
+def _outcome(info: JobInfo | None, job_id: str, codec: EnvelopeCodec) -> tuple[bool, Any]:
+    """(done, value) for a result wait; raises for failed/cancelled/vanished jobs."""
+    if info is None:
+        raise JobFailed(job_id, "no such job (never existed, or its record expired)", state="missing")
+    if info.state is JobState.SUCCEEDED:
+        return True, codec.decode_result(info.result or b"")
+    if info.state is JobState.DEAD:
+        raise JobFailed(job_id, info.error or "dead-lettered")
+    if info.state is JobState.CANCELLED:
+        raise JobCancelled(f"job {job_id} was cancelled")
+    return False, None
+
+
+class Job:
+    """A handle on one job (cheap: an id and the client)."""
+
+    __slots__ = ("_client", "id", "queue")
+
+    def __init__(self, client: Client, job_id: str, queue: str) -> None:
+        self._client = client
+        self.id = job_id
+        self.queue = queue
+
+    def __repr__(self) -> str:
+        return f"Job({self.id!r}, queue={self.queue!r})"
+
+    def info(self) -> JobInfo | None:
+        return self._client.broker.job(self.id, [self.queue])
+
+    def status(self) -> str:
+        """queued, scheduled, running, succeeded, failed (will retry), dead, cancelled; or missing."""
+        info = self.info()
+        return info.state.value if info else "missing"
+
+    def result(self, timeout: float | None = 5.0) -> Any:
+        """The task's return value; raises JobFailed / JobCancelled / ResultTimeout."""
+        clock = self._client.clock
+        deadline = None if timeout is None else clock.monotonic() + timeout
+        pause = 0.002
+        while True:
+            done, value = _outcome(self.info(), self.id, self._client.codec)
+            if done:
+                return value
+            if deadline is not None and clock.monotonic() >= deadline:
+                raise ResultTimeout(f"job {self.id} not finished after {timeout}s")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
+    def cancel(self) -> bool:
+        """Cancel it (queued and delayed jobs at once; a running one is asked to stop). False if finished."""
+        return self._client.broker.cancel(self.queue, self.id) is Code.OK
+
+
+class Client:
+    """Synchronous client: enqueue jobs and look them up."""
+
+    def __init__(
+        self, settings: Settings, *, broker: RedisBroker | None = None, clock: Clock | None = None
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.builder = _Builder(settings, self.clock)
+        self.codec = EnvelopeCodec(settings.broker.limits)
+        self.broker = broker or connect(settings, clock=self.clock)
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str], **kw: Any) -> Client:
+        from runtime.config import load_settings
+
+        return cls(load_settings(path), **kw)
+
+    def enqueue(self, task: str, *args: Any, **kwargs: Any) -> Job:
+        job = self.builder.build(task, args, kwargs)
+        res = self.broker.enqueue([job], max_length=self.builder.max_length)[0]
+        return Job(self, res.id, job.queue)
+
+    def enqueue_many(self, items: Iterable[JobSpec]) -> list[Job]:
+        """Validate every item first, then enqueue all in one round trip."""
+        jobs = [self.builder.spec(i) for i in items]
+        results = self.broker.enqueue(jobs, max_length=self.builder.max_length)
+        return [Job(self, r.id, j.queue) for r, j in zip(results, jobs, strict=True)]
+
+    def job(self, job_id: str) -> Job | None:
+        info = self.broker.job(job_id, self.builder.queues)
+        return Job(self, job_id, info.queue) if info else None
+
+    def close(self) -> None:
+        self.broker.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncJob:
+    """The asyncio twin of :class:`Job`."""
+
+    __slots__ = ("_client", "id", "queue")
+
+    def __init__(self, client: AsyncClient, job_id: str, queue: str) -> None:
+        self._client = client
+        self.id = job_id
+        self.queue = queue
+
+    def __repr__(self) -> str:
+        return f"AsyncJob({self.id!r}, queue={self.queue!r})"
+
+    async def info(self) -> JobInfo | None:
+        return await self._client.broker.job(self.id, [self.queue])
+
+    async def status(self) -> str:
+        info = await self.info()
+        return info.state.value if info else "missing"
+
+    async def result(self, timeout: float | None = 5.0) -> Any:
+        clock = self._client.clock
+        deadline = None if timeout is None else clock.monotonic() + timeout
+        pause = 0.002
+        while True:
+            done, value = _outcome(await self.info(), self.id, self._client.codec)
+            if done:
+                return value
+            if deadline is not None and clock.monotonic() >= deadline:
+                raise ResultTimeout(f"job {self.id} not finished after {timeout}s")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
+    async def cancel(self) -> bool:
+        return await self._client.broker.cancel(self.queue, self.id) is Code.OK
+
+
+class AsyncClient:
+    """Asyncio client, same methods as :class:`Client` as coroutines."""
+
+    def __init__(
+        self, settings: Settings, *, broker: AsyncRedisBroker | None = None, clock: Clock | None = None
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.builder = _Builder(settings, self.clock)
+        self.codec = EnvelopeCodec(settings.broker.limits)
+        self.broker = broker or connect_async(settings, clock=self.clock)
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str], **kw: Any) -> AsyncClient:
+        from runtime.config import load_settings
+
+        return cls(load_settings(path), **kw)
+
+    async def enqueue(self, task: str, *args: Any, **kwargs: Any) -> AsyncJob:
+        job = self.builder.build(task, args, kwargs)
+        res = (await self.broker.enqueue([job], max_length=self.builder.max_length))[0]
+        return AsyncJob(self, res.id, job.queue)
+
+    async def enqueue_many(self, items: Iterable[JobSpec]) -> list[AsyncJob]:
+        jobs = [self.builder.spec(i) for i in items]
+        results = await self.broker.enqueue(jobs, max_length=self.builder.max_length)
+        return [AsyncJob(self, r.id, j.queue) for r, j in zip(results, jobs, strict=True)]
+
+    async def job(self, job_id: str) -> AsyncJob | None:
+        info = await self.broker.job(job_id, self.builder.queues)
+        return AsyncJob(self, job_id, info.queue) if info else None
+
+    async def close(self) -> None:
+        await self.broker.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+__all__ = ["AsyncClient", "AsyncJob", "Client", "Job", "JobSpec"]

@@ -1,0 +1,96 @@
+"""The job envelope: what is stored per job, versioned, and its codec.
+
+Envelope v1 (a msgpack map; unknown keys are ignored so later versions can add fields):
+  {"v": 1, "id": str, "task": str, "queue": str, "args": list, "kwargs": map,
+   "max_retries": int | None, "timeout": float | None (seconds)}
+A different ``v`` is refused with a clear reason (the worker dead-letters it), never guessed at.
+
+Broker-side state (queued, running, attempt, deliveries, token, timestamps) is not in the envelope:
+it lives in the job record next to it and is changed only by the Lua scripts; the states themselves
+are ``runtime.broker.base.JobState``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from runtime.config.model import Limits
+from runtime.errors import SerializationError
+from runtime.serializers import dumps, loads
+
+ENVELOPE_VERSION: Final = 1
+
+
+def new_job_id() -> str:
+    """32 hex characters of randomness (uuid4)."""
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    id: str
+    task: str
+    queue: str
+    args: Sequence[Any] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    max_retries: int | None = None
+    timeout: float | None = None
+
+    def to_map(self) -> dict[str, Any]:
+        return {
+            "v": ENVELOPE_VERSION, "id": self.id, "task": self.task, "queue": self.queue,
+            "args": list(self.args), "kwargs": dict(self.kwargs),
+            "max_retries": self.max_retries, "timeout": self.timeout,
+        }  # fmt: skip
+
+
+def encode_envelope(env: Envelope, limits: Limits) -> bytes:
+    """Encode within the limits (``SerializationError``/``PayloadTooLarge`` otherwise)."""
+    return dumps(env.to_map(), limits)
+
+
+def _field(m: Mapping[str, Any], name: str, kinds: type | tuple[type, ...], optional: bool = False) -> Any:
+    v = m.get(name)
+    if v is None and optional:
+        return None
+    if not isinstance(v, kinds) or (isinstance(v, bool) and kinds in (int, (int, float))):
+        raise SerializationError(f"envelope field {name!r} is missing or has the wrong type")
+    return v
+
+
+def decode_envelope(data: bytes, limits: Limits) -> Envelope:
+    """Decode and validate untrusted bytes; the error says why they are unusable."""
+    m = loads(data, limits)
+    if not isinstance(m, dict):
+        raise SerializationError("envelope is not a map")
+    if m.get("v") != ENVELOPE_VERSION:
+        raise SerializationError(f"unsupported envelope version {m.get('v')!r} (this runtime reads v1)")
+    kwargs = _field(m, "kwargs", dict)
+    if not all(isinstance(k, str) for k in kwargs):
+        raise SerializationError("envelope kwargs keys must be strings")
+    timeout = _field(m, "timeout", (int, float), optional=True)
+    return Envelope(
+        id=_field(m, "id", str), task=_field(m, "task", str), queue=_field(m, "queue", str),
+        args=_field(m, "args", list), kwargs=kwargs,
+        max_retries=_field(m, "max_retries", int, optional=True),
+        timeout=float(timeout) if timeout is not None else None,
+    )  # fmt: skip
+
+
+class EnvelopeCodec:
+    """The worker's codec (``runtime.worker.codec.JobCodec``): envelopes in, results out."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+
+    def decode(self, envelope: bytes) -> Envelope:
+        return decode_envelope(envelope, self.limits)
+
+    def encode_result(self, value: Any) -> bytes:
+        return dumps(value, self.limits)
+
+    def decode_result(self, data: bytes) -> Any:
+        return loads(data, self.limits) if data else None

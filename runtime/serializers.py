@@ -1,0 +1,82 @@
+"""msgpack with hard limits: the only (de)serializer of job payloads and results. No pickle, ever.
+
+Values: None, bool, int, float, str, bytes, list/tuple (tuples come back as lists) and dicts.
+Anything else is refused with :class:`SerializationError` (callers convert rich types themselves,
+e.g. datetimes to ISO strings), so nothing executable can ride in a payload.
+
+Limits (``Settings.broker.limits``): encoded size (``PayloadTooLarge``), nesting depth and container
+length, checked on encode (the client refuses before writing) and on decode (a worker never trusts
+bytes it reads from Redis: msgpack's own ``max_*_len`` guards bound allocations before the depth walk).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+from runtime.config.model import Limits
+from runtime.errors import PayloadTooLarge, SerializationError
+
+_SCALARS = (str, int, float, bool, bytes, type(None))
+
+
+def check_shape(value: Any, limits: Limits) -> None:
+    """Raise unless ``value`` nests at most ``max_depth`` deep and no container exceeds the length limit."""
+    max_len = limits.max_container_length
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, _SCALARS):
+            continue
+        if depth > limits.max_depth:
+            raise SerializationError(f"payload nests deeper than max_depth {limits.max_depth}")
+        if isinstance(v, dict):
+            if len(v) > max_len:
+                raise SerializationError(f"a map holds {len(v)} entries, over max_container_length {max_len}")
+            for k, item in v.items():
+                if not isinstance(k, str | int | bytes):
+                    raise SerializationError(f"map keys must be str, int or bytes, not {type(k).__name__}")
+                if not isinstance(item, _SCALARS):
+                    stack.append((item, depth + 1))
+        elif isinstance(v, list | tuple):
+            if len(v) > max_len:
+                raise SerializationError(f"a list holds {len(v)} items, over max_container_length {max_len}")
+            stack.extend((item, depth + 1) for item in v if not isinstance(item, _SCALARS))
+        else:
+            raise SerializationError(f"cannot serialize {type(v).__name__} (msgpack natives only; no pickle)")
+
+
+def dumps(value: Any, limits: Limits) -> bytes:
+    """Encode within the limits, or raise ``SerializationError`` / ``PayloadTooLarge``."""
+    check_shape(value, limits)
+    try:
+        data: bytes = msgpack.packb(value, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise SerializationError(f"cannot serialize: {exc}") from exc
+    if len(data) > limits.max_payload_bytes:
+        raise PayloadTooLarge(
+            f"payload is {len(data)} bytes, over max_payload_bytes {limits.max_payload_bytes}"
+        )
+    return data
+
+
+def loads(data: bytes, limits: Limits) -> Any:
+    """Decode untrusted bytes within the limits, or raise ``SerializationError`` with the reason."""
+    if len(data) > limits.max_payload_bytes:
+        raise PayloadTooLarge(
+            f"payload is {len(data)} bytes, over max_payload_bytes {limits.max_payload_bytes}"
+        )
+    n = limits.max_container_length
+    try:
+        value = msgpack.unpackb(
+            data, raw=False, strict_map_key=False,
+            max_str_len=limits.max_payload_bytes, max_bin_len=limits.max_payload_bytes,
+            max_array_len=n, max_map_len=n, max_ext_len=0,
+        )  # fmt: skip
+    except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+        raise SerializationError(f"malformed msgpack: {exc}") from exc
+    except (ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise SerializationError(f"malformed msgpack: {exc}") from exc
+    check_shape(value, limits)
+    return value
