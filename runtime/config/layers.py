@@ -119,9 +119,9 @@ def env_layer(env: Mapping[str, str], schemas: SchemaSet, current: Mapping[str, 
             )
             continue
         if leaf[0].get("type") == "object":
-            layer.problems.append(
-                Problem.at(origin, path, "names a section, not a value: set one key with '__', e.g. X__KEY")
-            )
+            example = next(iter(leaf[0].get("properties", {"key": None})), "key").upper()
+            message = f"names a section, not a value: set one key with '__', e.g. {name}__{example}"
+            layer.problems.append(Problem.at(origin, path, message))
             continue
         layer.set(path, coerce(env[name], leaf[0]), origin)
     return layer

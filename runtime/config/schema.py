@@ -243,7 +243,7 @@ def _translate(schemas: SchemaSet, doc: str, error: Any, origins: Mapping[Path, 
     if "propertyNames" in error.schema_path:  # jsonschema reports the inner keyword, on the parent path
         key = error.instance
         where = (*path, key) if isinstance(key, str) else path
-        message = f"invalid name {key!r}: names must match ^[A-Za-z0-9_.-]{{1,128}}$"
+        message = f"invalid name {key!r}: names must match {schema.get('pattern', '')}"
         return [Problem.at(origin_of(origins, where), where, message, key=True)]
     return [Problem.at(origin, path, _message(keyword, schema, error))]
 

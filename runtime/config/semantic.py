@@ -135,7 +135,9 @@ def _check_workers(data: Mapping[str, Any], queues: Mapping[str, Any], add: Any)
     served = _mapping(data.get("workers")).get("queues", [])
     for i, queue in enumerate(served if isinstance(served, list) else []):
         if isinstance(queue, str) and queue not in queues:
-            add(("workers", "queues", i), f"queue {queue!r} is not declared{suggest(queue, queues)}")
+            declared = ", ".join(sorted(queues))
+            hint = suggest(queue, queues)
+            add(("workers", "queues", i), f"queue {queue!r} is not declared (declared: {declared}){hint}")
 
 
 def _check_http(http: Mapping[str, Any], add: Any) -> None:

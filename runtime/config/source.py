@@ -100,11 +100,12 @@ class _Walker:
         if node.tag not in _SAFE_TAGS:
             shown = node.tag.replace("tag:yaml.org,2002:", "!!")
             self.problems.append(Problem.at(self.origins[path], path, f"YAML tag {shown!r} is not allowed"))
-            return None
+            return _REJECTED
         if isinstance(node, yaml.MappingNode):
             return self.mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
-            return [self.value(item, (*path, i), None) for i, item in enumerate(node.value)]
+            items = [self.value(item, (*path, i), None) for i, item in enumerate(node.value)]
+            return [item for item in items if item is not _REJECTED]
         return self.loader.construct_object(node, deep=True)
 
     def mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
@@ -124,12 +125,17 @@ class _Walker:
                     )
                 )
                 continue
-            out[key] = self.value(value_node, (*path, key), key_node.start_mark)
+            value = self.value(value_node, (*path, key), key_node.start_mark)
+            if value is not _REJECTED:  # already reported; dropping it avoids a cascade of type errors
+                out[key] = value
         return out
 
 
 class _TooManyNodes(Exception):
     pass
+
+
+_REJECTED: Final = object()
 
 
 def parse_yaml(text: str, file: str) -> Document:
@@ -139,7 +145,11 @@ def parse_yaml(text: str, file: str) -> Document:
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        what = " ".join(p for p in (exc.context, exc.problem) if p)
+        opened = exc.context_mark
+        context = exc.context or ""
+        if context and opened is not None and mark is not None and opened.line != mark.line:
+            context += f" (opened at line {opened.line + 1})"
+        what = " ".join(p for p in (context, exc.problem) if p)
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
         return Document(file, None, problems=[Problem(f"YAML syntax error: {what}", (), file, line, col)])
     except yaml.YAMLError as exc:
