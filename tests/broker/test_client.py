@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,20 +25,26 @@ from runtime.errors import (
 from runtime.job import decode_envelope
 
 
-def make_settings(url: str, namespace: str, **broker: object) -> Settings:
+def make_settings(url: str, namespace: str) -> Settings:
+    limits = Limits(max_payload_bytes=4096, max_depth=8)
     return Settings(
-        broker=BrokerSettings(url=url, namespace=namespace, limits=Limits(max_payload_bytes=4096, max_depth=8),
-                              **broker),  # type: ignore[arg-type]
-        queues=(QueueSettings("high_priority", 10), QueueSettings("default", 5, max_length=50),
-                QueueSettings("low_priority", 1)),
-        tasks=(TaskSettings("add", "tasks.examples:add"), TaskSettings("report", "x:y", queue="low_priority")),
-    )  # fmt: skip
+        broker=BrokerSettings(url=url, namespace=namespace, limits=limits),
+        queues=(
+            QueueSettings("high_priority", 10),
+            QueueSettings("default", 5, max_length=50),
+            QueueSettings("low_priority", 1),
+        ),
+        tasks=(
+            TaskSettings("add", "tasks.examples:add"),
+            TaskSettings("report", "x:y", queue="low_priority"),
+        ),
+    )
 
 
 @pytest.fixture
-def client(redis_url: str, namespace: str) -> Client:
+def client(redis_url: str, namespace: str) -> Iterator[Client]:
     c = Client(make_settings(redis_url, namespace))
-    yield c  # type: ignore[misc]
+    yield c
     c.close()
 
 
