@@ -6,10 +6,12 @@ and simulated (``bench/autoscaler``) exactly as it runs in the supervisor.
 Pipeline, every tick:
 1. sanitise the measurements (non-finite or negative figures read as "nothing measured");
 2. learn: per-task run-time baselines (EWMA, time constant = ``adaptive_thresholds.window``) and,
-   when enabled, the adaptive thresholds: each scale-up trigger moves a ``learning_rate`` fraction of
-   the way to its tightest bound (0.5x configured) while the SLA (p95 queue wait, p95 latency) is
-   violated over the window, and to its loosest bound (1.5x) while it is met with margin
-   (wait <= 50%, latency <= 80% of target); a convex step, so thresholds never leave their bounds;
+   when enabled, the adaptive thresholds: each scale-up trigger moves a ``learning_rate`` fraction
+   (per minute of ticks) of the way to its tightest bound while the SLA (p95 queue wait, p95
+   latency) is violated over the window, and to its loosest bound while it is met with margin
+   (wait <= 50%, latency <= 80% of target); a convex step, so thresholds never leave their bounds
+   (``state.ADAPT_BOUNDS``). Success rate is reported but does not tighten: more workers do not
+   make failing code succeed;
 3. size: a capacity model gives the worker count that serves the measured arrival rate at the
    (adapted) target utilization and drains the priority-weighted backlog within half the queue-wait
    target; the model sets the size of a step, the signals decide whether to take it;
@@ -39,7 +41,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
 from runtime.autoscaler.signals import SlaFigures, WindowMetrics
-from runtime.autoscaler.state import AutoscalerState, Thresholds
+from runtime.autoscaler.state import MAX_BASELINES, AutoscalerState, Thresholds
 from runtime.config.model import AutoscalerSettings
 
 Action = Literal["up", "down", "hold"]
@@ -51,7 +53,7 @@ RELAX_LATENCY = 0.8
 MIN_TARGET_UTIL = 0.3
 MAX_TARGET_UTIL = 0.95
 #: a backlog is drained within this fraction of max_queue_wait_ms
-DRAIN_FRACTION = 0.5
+DRAIN_FRACTION = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +109,9 @@ def decide(
     prev = state.target if state.target > 0 else (current if current is not None else m.workers)
     spw = m.slots // m.workers if m.workers and m.slots else (state.slots_per_worker or 1)
     thresholds = _adapt(state.effective(config), m.sla, config)
+    baselines, baseline_runs = _learn(state, m, config)
     learned = replace(
-        state, thresholds=thresholds, baselines=_learn(state.baselines, m, config), slots_per_worker=spw,
+        state, thresholds=thresholds, baselines=baselines, baseline_runs=baseline_runs, slots_per_worker=spw,
         updated_at=m.at, decisions=state.decisions + 1,
     )
     signals = m.signals()
@@ -184,7 +187,9 @@ def target_utilization(config: AutoscalerSettings, thresholds: Thresholds) -> fl
     return min(MAX_TARGET_UTIL, max(MIN_TARGET_UTIL, config.sla.target_utilization * factor))
 
 
-def capacity_model(m: WindowMetrics, config: AutoscalerSettings, thresholds: Thresholds, spw: int) -> float:
+def capacity_model(
+    m: WindowMetrics, config: AutoscalerSettings, thresholds: Thresholds, prev_slots: int
+) -> float:
     """Slots needed: serve the arrival rate at target utilization + drain the weighted backlog in time."""
     util = target_utilization(config, thresholds)
     run_s = m.mean_run_ms / 1000.0
@@ -192,14 +197,16 @@ def capacity_model(m: WindowMetrics, config: AutoscalerSettings, thresholds: Thr
     steady = max(m.arrival_rate * run_s, float(m.busy)) / util
     # nothing finished yet (run time unknown): assume one slot per waiting job
     backlog = m.weighted_ready * run_s / drain_s if run_s > 0 else m.weighted_ready
-    return steady + backlog
+    # a backlog is transient: alone it may at most double the pool per step (the HPA's default
+    # scale-up limit), or it would buy workers that idle through the whole down-cooldown
+    return steady + min(backlog, max(steady, float(prev_slots)))
 
 
 def _analyse(m: WindowMetrics, config: AutoscalerSettings, th: Thresholds, prev: int, spw: int,
              low: int, high: int) -> _Analysis:
     trig = config.triggers
     max_wait = config.sla.max_queue_wait_ms
-    slots = capacity_model(m, config, th, spw)
+    slots = capacity_model(m, config, th, prev * spw)
     model = min(high, max(low, math.ceil(slots / spw - 1e-9)))
     wait = max(m.recent_wait_p95_ms, m.oldest_wait_ms)
     demand = []
@@ -223,7 +230,7 @@ def _analyse(m: WindowMetrics, config: AutoscalerSettings, th: Thresholds, prev:
     if demand and model > prev:
         cap_slots = max(1, prev * spw)
         drain_ms = m.weighted_ready * m.mean_run_ms / cap_slots
-        urgent = m.oldest_wait_ms > max_wait * DRAIN_FRACTION or drain_ms > max_wait or (
+        urgent = m.oldest_wait_ms > max_wait * RELAX_WAIT or drain_ms > max_wait or (
             m.mean_run_ms == 0 and m.queue_pressure > 2 * th.queue_pressure)
         return _Analysis(1, urgent, model, errors, f"{fired}; {sizing}")
     if demand:
@@ -245,7 +252,9 @@ def _adapt(current: Thresholds, sla: SlaFigures, config: AutoscalerSettings) -> 
     adaptive = config.adaptive_thresholds
     if not adaptive.enabled or sla.jobs == 0:
         return current
-    rate = min(1.0, max(0.0, adaptive.learning_rate)) if math.isfinite(adaptive.learning_rate) else 0.0
+    # learning_rate is the fraction moved per minute of evidence, whatever the tick interval
+    per_tick = adaptive.learning_rate * config.interval / 60.0
+    rate = min(1.0, max(0.0, per_tick)) if math.isfinite(per_tick) else 0.0
     target = config.sla
     violated = sla.p95_queue_wait_ms > target.max_queue_wait_ms or sla.p95_latency_ms > target.p95_latency_ms
     met = (sla.p95_queue_wait_ms <= target.max_queue_wait_ms * RELAX_WAIT
@@ -261,19 +270,27 @@ def _adapt(current: Thresholds, sla: SlaFigures, config: AutoscalerSettings) -> 
     ).clamp(config)
 
 
-def _learn(baselines: Mapping[str, float], m: WindowMetrics, config: AutoscalerSettings) -> dict[str, float]:
+def _learn(state: AutoscalerState, m: WindowMetrics, config: AutoscalerSettings
+           ) -> tuple[dict[str, float], dict[str, int]]:
+    """Per-task baselines: a running mean while few runs back it (so the first, short-biased
+    completions do not anchor it), then an EWMA whose time constant is the adaptive window."""
     horizon = config.adaptive_thresholds.window
-    alpha = min(1.0, config.interval / horizon) if horizon > 0 and config.interval > 0 else 1.0
-    out = dict(baselines)
+    floor = min(1.0, config.interval / horizon) if horizon > 0 and config.interval > 0 else 1.0
+    means = dict(state.baselines)
+    runs = dict(state.baseline_runs)
     for task, ms in m.task_run_ms.items():
-        if not (math.isfinite(ms) and ms > 0):
+        n = m.task_runs.get(task, 0)
+        if not (math.isfinite(ms) and ms > 0) or n <= 0:
             continue
-        base = out.get(task)
-        out[task] = ms if base is None else base + alpha * (ms - base)
-    if len(out) > 256:  # bounded state: keep the most recently measured tasks
-        keep = set(m.task_run_ms) | set(list(out)[-256:])
-        out = {k: v for k, v in out.items() if k in keep}
-    return out
+        base = means.get(task)
+        seen = runs.get(task, 0) if base is not None else 0
+        alpha = max(floor, n / (seen + n))
+        means[task] = ms if base is None else base + alpha * (ms - base)
+        runs[task] = min(seen + n, 10**9)
+    if len(means) > MAX_BASELINES:  # bounded state: keep the most recently measured tasks
+        keep = set(m.task_run_ms) | set(list(means)[-MAX_BASELINES:])
+        means = {k: v for k, v in means.items() if k in keep}
+    return means, {k: v for k, v in runs.items() if k in means}
 
 
 def _sanitise(m: WindowMetrics) -> WindowMetrics:

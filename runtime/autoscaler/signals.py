@@ -10,7 +10,7 @@ Signals (all measured, none assumed):
 - queue pressure: ready jobs weighted by queue priority (weight = priority / 5, so ``default`` = 1,
   ``high_priority`` = 2, ``low_priority`` = 0.2), per slot of live capacity; 1.0 means as many jobs
   wait as the pool can start at once;
-- utilization: busy slots / slots, at the newest sample;
+- utilization: busy slots / slots, time-weighted over the recent span;
 - task complexity: recent mean run time of each task over its learned baseline (kept in the
   autoscaler state), weighted by how many of each task ran; 1.0 when nothing ran;
 - error rate: failed attempts / finished attempts over the recent span;
@@ -289,7 +289,7 @@ def _summarise(
         slots=slots,
         busy=busy,
         queue_pressure=weighted / max(slots, 1),
-        utilization=busy / slots if slots else 0.0,
+        utilization=_mean_utilization(recent, busy, slots),
         task_complexity=task_complexity(task_ms, count, baselines),
         error_rate=bad / (ok + bad) if ok + bad else 0.0,
         memory_mb=sum(w.rss_bytes for w in active) / len(active) / 2**20 if active else 0.0,
@@ -306,6 +306,14 @@ def _summarise(
         span=span,
         stale=bool(last.workers) and last.at - newest > stale_after,
     )
+
+
+def _mean_utilization(recent: list[_Delta], busy: int, slots: int) -> float:
+    """Time-weighted mean over the recent span: one instantaneous busy count is too noisy to act on."""
+    seconds = sum(d.end - d.start for d in recent)
+    if seconds > 0:
+        return sum(d.utilization * (d.end - d.start) for d in recent) / seconds
+    return busy / slots if slots else 0.0
 
 
 def _sla(window: list[_Delta]) -> SlaFigures:

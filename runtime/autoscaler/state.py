@@ -17,9 +17,13 @@ from typing import Any
 
 from runtime.config.model import AutoscalerSettings
 
-#: adaptive thresholds move within [LOW, HIGH] x their configured value
-ADAPT_LOW = 0.5
-ADAPT_HIGH = 1.5
+#: adaptive thresholds move within [low, high] x their configured value, per trigger: utilization
+#: moves little (it sets the capacity model's target, so it is the expensive one), queue pressure
+#: more; task complexity never below 1.25 (run-time noise alone reaches +20%)
+ADAPT_BOUNDS = {
+    "queue_pressure": (0.5, 1.5), "worker_utilization": (0.75, 1.15), "task_complexity": (0.75, 1.5),
+}
+MIN_COMPLEXITY = 1.25
 #: a utilization threshold above this would never fire
 MAX_UTILIZATION = 0.99
 #: baselines kept at most for this many tasks (bounded state size)
@@ -42,11 +46,11 @@ class Thresholds:
     def bounds(self, cfg: AutoscalerSettings) -> tuple[Thresholds, Thresholds]:
         """(tightest, loosest) allowed for this config."""
         base = Thresholds.configured(cfg)
-        low = Thresholds(base.queue_pressure * ADAPT_LOW, base.worker_utilization * ADAPT_LOW,
-                         max(1.0, base.task_complexity * ADAPT_LOW))
-        high = Thresholds(base.queue_pressure * ADAPT_HIGH,
-                          min(MAX_UTILIZATION, base.worker_utilization * ADAPT_HIGH),
-                          max(1.0, base.task_complexity * ADAPT_HIGH))
+        qp, ut, tc = (ADAPT_BOUNDS[k] for k in ("queue_pressure", "worker_utilization", "task_complexity"))
+        low = Thresholds(base.queue_pressure * qp[0], base.worker_utilization * ut[0],
+                         max(MIN_COMPLEXITY, base.task_complexity * tc[0]))
+        high = Thresholds(base.queue_pressure * qp[1], min(MAX_UTILIZATION, base.worker_utilization * ut[1]),
+                          max(MIN_COMPLEXITY, base.task_complexity * tc[1]))
         return low, high
 
     def clamp(self, cfg: AutoscalerSettings) -> Thresholds:
@@ -77,6 +81,7 @@ class AutoscalerState:
     streak: int = 0  # consecutive ticks that asked for ``streak_direction``
     thresholds: Thresholds | None = None  # None = the configured triggers
     baselines: Mapping[str, float] = field(default_factory=dict)  # task -> learned mean run ms
+    baseline_runs: Mapping[str, int] = field(default_factory=dict)  # task -> runs behind the baseline
     slots_per_worker: int = 0  # last measured; 0 = unknown
     updated_at: float = 0.0
     decisions: int = 0  # decisions taken so far (a version number for the record)
@@ -97,6 +102,7 @@ class AutoscalerState:
             "streak": self.streak,
             "thresholds": self.thresholds.as_dict() if self.thresholds else None,
             "baselines": dict(self.baselines),
+            "baseline_runs": dict(self.baseline_runs),
             "slots_per_worker": self.slots_per_worker,
             "updated_at": self.updated_at,
             "decisions": self.decisions,
@@ -120,6 +126,11 @@ class AutoscalerState:
                 ms = _num(v, -1.0)
                 if isinstance(k, str) and ms > 0:
                     baselines[k] = ms
+        runs_raw = raw.get("baseline_runs")
+        runs: dict[str, int] = {}
+        if isinstance(runs_raw, Mapping):
+            runs = {k: int(_num(v, 0.0)) for k, v in runs_raw.items()
+                    if isinstance(k, str) and k in baselines}
         direction = int(_num(raw.get("streak_direction"), 0.0))
         return cls(
             target=max(0, int(_num(raw.get("target"), 0.0))),
@@ -129,6 +140,7 @@ class AutoscalerState:
             streak=max(0, int(_num(raw.get("streak"), 0.0))),
             thresholds=thresholds,
             baselines=baselines,
+            baseline_runs={k: max(0, v) for k, v in runs.items()},
             slots_per_worker=max(0, int(_num(raw.get("slots_per_worker"), 0.0))),
             updated_at=_num(raw.get("updated_at"), 0.0),
             decisions=max(0, int(_num(raw.get("decisions"), 0.0))),

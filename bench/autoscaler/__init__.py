@@ -1,0 +1,1 @@
+"""Autoscaler simulator: replays load traces through tqrun's real ``decide()`` and four baselines."""
