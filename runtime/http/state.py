@@ -93,6 +93,8 @@ class HttpState:
     started_at: float = 0.0
     masker: SecretMasker = field(init=False)
     history: History = field(init=False)
+    #: (monotonic time, masked error) of the last failed PING, shared by concurrent requests
+    last_failure: tuple[float, str] | None = None
 
     def __post_init__(self) -> None:
         if not self.started_at:

@@ -26,6 +26,8 @@ from runtime.metrics import Totals, aggregate, merged, percentile
 from runtime.types import WorkerStats
 
 SLA_WINDOW = 300.0
+#: after a failed PING, report the failure without retrying for this many seconds
+FAILURE_HOLD = 2.0
 
 
 @dataclass(slots=True)
@@ -47,10 +49,17 @@ def gather(state: HttpState, *, with_queues: bool = True) -> Snapshot:
     errors: list[str] = []
     rtt: float | None = None
     error: str | None = None
-    try:
-        rtt = state.broker.ping()
-    except (TaskQueueError, OSError) as exc:
-        error = state.masker.mask(f"{type(exc).__name__}: {exc}")
+    recent = state.last_failure
+    if recent is not None and state.clock.monotonic() - recent[0] < FAILURE_HOLD:
+        # the client already retried for seconds; answer probes at once while Redis is down
+        error = recent[1]
+    else:
+        try:
+            rtt = state.broker.ping()
+            state.last_failure = None
+        except (TaskQueueError, OSError) as exc:
+            error = state.masker.mask(f"{type(exc).__name__}: {exc}")
+            state.last_failure = (state.clock.monotonic(), error)
     workers: list[WorkerStats] = []
     queues: list[QueueStats] = []
     if rtt is not None:
