@@ -1,0 +1,260 @@
+"""Composition root: ``Settings`` -> broker, registry, worker, scheduler, supervisor, HTTP server.
+
+Nothing in ``runtime`` imports this module; ``runtime.cli.run`` calls :func:`run_pipeline`.
+
+Process model of ``tqrun PIPELINE``: this (supervisor) process runs the scheduler threads, the
+autoscaler controller and the HTTP server, and starts ``workers.processes`` worker processes as
+``python -c 'from runtime.app import worker_main; worker_main()'``. The child receives its
+launch record (frozen ``Settings``, slot, burst flag, ``sys.path``) pickled on stdin: a pipe between
+two processes of the same installation, never job data (jobs are msgpack). A fresh interpreter per
+worker means no forked locks, loops or Redis connections, and a worker that dies cannot take the
+supervisor with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from loguru import logger
+
+from runtime.broker.base import Broker, NewJob
+from runtime.config.model import ScheduleSettings, Settings
+from runtime.registry import Registry
+from runtime.scheduler import Scheduler
+from runtime.supervisor import Controller, Supervisor
+from runtime.types import WorkerStats
+from runtime.worker import JobCodec, Worker
+from runtime.worker.guard import install_unraisable_hook, loop_exception_handler
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerLaunch:
+    """Everything a worker process needs, sent down its stdin."""
+
+    settings: Settings
+    slot: int
+    burst: bool
+    run_id: str
+    sys_path: tuple[str, ...]
+
+
+# -- the job envelope (runtime.job, issue 3) ----------------------------------------------------
+
+
+def job_codec(settings: Settings) -> JobCodec:
+    """The envelope codec the worker uses (``runtime.job``), with the configured limits."""
+    from runtime.job import EnvelopeCodec
+
+    return EnvelopeCodec(settings.broker.limits)
+
+
+def encode_job(
+    settings: Settings,
+    task: str,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    *,
+    job_id: str,
+    queue: str,
+    delay_ms: int = 0,
+    timeout: float | None = None,
+) -> NewJob:
+    """Build a :class:`NewJob` the way the client does (used by the scheduler's cron ticks)."""
+    from runtime.job import Envelope, encode_envelope
+
+    env = Envelope(job_id, task, queue, list(args), dict(kwargs), timeout=timeout)
+    return NewJob(job_id, queue, encode_envelope(env, settings.broker.limits), delay_ms=delay_ms, task=task)
+
+
+def cron_job_factory(settings: Settings) -> Callable[[ScheduleSettings, float, str], NewJob]:
+    def make(schedule: ScheduleSettings, tick: float, job_id: str) -> NewJob:
+        ts = settings.task(schedule.task)
+        return encode_job(
+            settings, schedule.task, list(schedule.args), dict(schedule.kwargs), job_id=job_id, queue=ts.queue
+        )
+
+    return make
+
+
+# -- worker processes --------------------------------------------------------------------------
+
+
+def stats_publisher(settings: Settings) -> Callable[[WorkerStats], None]:
+    """The telemetry publisher (``runtime.broker.telemetry``, issue 5) when present."""
+    try:
+        from runtime.broker.telemetry import publisher  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return lambda _stats: None
+    return publisher(settings)  # type: ignore[no-any-return, unused-ignore]
+
+
+def build_worker(settings: Settings, worker_id: str) -> Worker:
+    from runtime.broker.connection import connect, connect_async
+
+    return Worker(
+        settings,
+        Registry.from_settings(settings),
+        connect_async(settings),
+        connect(settings, check=False),
+        job_codec(settings),
+        worker_id=worker_id,
+        publish_stats=stats_publisher(settings),
+    )
+
+
+async def _serve(launch: WorkerLaunch) -> int:
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(loop_exception_handler)
+    worker_id = f"{launch.run_id}-{launch.slot}-{os.getpid()}"
+    worker = build_worker(launch.settings, worker_id)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.request_stop)
+    parent = os.getppid()
+
+    def watch_parent() -> None:
+        # an orphaned worker (supervisor SIGKILLed) drains instead of serving forever
+        if os.getppid() != parent:
+            logger.warning("supervisor (pid {}) is gone: draining", parent)
+            worker.request_stop()
+        else:
+            loop.call_later(1.0, watch_parent)
+
+    loop.call_later(1.0, watch_parent)
+    try:
+        return await worker.run(burst=launch.burst)
+    finally:
+        with contextlib.suppress(Exception):
+            await worker.broker.close()
+
+
+def worker_main() -> None:
+    """Entry point of a worker process (reads its :class:`WorkerLaunch` from stdin)."""
+    launch: WorkerLaunch = pickle.load(sys.stdin.buffer)  # our own parent process: trusted
+    sys.path[:0] = [p for p in launch.sys_path if p not in sys.path]
+    configure_logging(launch.settings, worker=launch.slot)
+    install_unraisable_hook()
+    try:
+        import uvloop
+
+        code = uvloop.run(_serve(launch))
+    except ImportError:
+        code = asyncio.run(_serve(launch))
+    sys.exit(code)
+
+
+def launcher(settings: Settings, *, burst: bool, run_id: str) -> Callable[[int], subprocess.Popen[bytes]]:
+    """``launch(slot) -> Popen`` for the supervisor."""
+
+    def launch(slot: int) -> subprocess.Popen[bytes]:
+        record = WorkerLaunch(settings, slot, burst, run_id, tuple(sys.path))
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from runtime.app import worker_main; worker_main()"],
+            stdin=subprocess.PIPE,
+        )
+        assert proc.stdin is not None
+        proc.stdin.write(pickle.dumps(record))
+        proc.stdin.close()
+        return proc
+
+    return launch
+
+
+def configure_logging(settings: Settings, **bind: Any) -> None:
+    from runtime.logging import configure, secrets_from_env, secrets_of
+
+    configure(settings.logging, secrets=[*secrets_of(settings), *secrets_from_env(os.environ)])
+    if bind:
+        logger.configure(extra=bind)
+
+
+# -- the supervisor process ----------------------------------------------------------------------
+
+
+def is_drained(broker: Broker, settings: Settings) -> bool:
+    """True when no queue has ready, scheduled or running jobs."""
+    for q in settings.queues:
+        st = broker.stats(q.name)
+        if st.ready or st.scheduled or st.running:
+            return False
+    return True
+
+
+def autoscaler_controller(settings: Settings, broker: Broker) -> Controller | None:
+    """The autoscaler controller (issue 5) when enabled and available."""
+    if not settings.autoscaler.enabled:
+        return None
+    try:
+        from runtime.autoscaler.controller import build_controller  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        logger.warning("autoscaler enabled but runtime.autoscaler.controller is not available; fixed size")
+        return None
+    return build_controller(settings, broker)  # type: ignore[no-any-return, unused-ignore]
+
+
+def start_http(settings: Settings, broker: Broker) -> Callable[[], None] | None:
+    """Start the HTTP server in a thread when ``http.enabled``; returns its stop function."""
+    if not settings.http.enabled:
+        return None
+    from runtime.http.app import create_app
+    from runtime.http.server import start_in_thread
+    from runtime.http.state import HttpState
+
+    handle = start_in_thread(create_app(HttpState(settings, broker)), settings.http.host, settings.http.port)
+    logger.info("HTTP on {}", handle.url)
+    return handle.stop
+
+
+def run_pipeline(settings: Settings, *, burst: bool = False) -> int:
+    """``tqrun PIPELINE``: supervise workers, run the scheduler and HTTP; returns the exit code."""
+    from runtime.broker.connection import connect
+
+    configure_logging(settings)
+    install_unraisable_hook()
+    broker = connect(settings)
+    registry = Registry.from_settings(settings)  # import errors reported once, here, before forking
+    for failure in registry.failures.values():
+        logger.error("{}", failure.message)
+    run_id = uuid.uuid4().hex[:8]
+    scheduler = None
+    if settings.scheduler.enabled:
+        scheduler = Scheduler(settings, broker, cron_job_factory(settings)).start()
+    stop_http = None
+    try:
+        stop_http = start_http(settings, broker)
+    except Exception as exc:
+        logger.error("HTTP server not started: {!r}", exc)
+    supervisor = Supervisor(
+        launcher(settings, burst=burst, run_id=run_id),
+        settings.workers.processes,
+        shutdown_grace=settings.workers.shutdown_grace,
+        burst=burst,
+        is_drained=lambda: is_drained(broker, settings),
+        controller=None if burst else autoscaler_controller(settings, broker),
+        controller_interval=settings.autoscaler.interval,
+    )
+    supervisor.install_signal_handlers()
+    logger.info(
+        "tqrun {}: {} worker process(es) x {} slots on {}",
+        settings.name,
+        settings.workers.processes,
+        settings.workers.concurrency,
+        ",".join(q.name for q in settings.queues),
+    )
+    try:
+        return supervisor.run()
+    finally:
+        if scheduler is not None:
+            scheduler.stop()
+        if stop_http is not None:
+            stop_http()
+        broker.close()
