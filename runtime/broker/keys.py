@@ -20,6 +20,8 @@ Global keys (other subsystems; no hash tag needed because each is used alone):
   worker:<id>           HASH  that worker's published stats
   autoscaler:state      HASH  controller state shared across hosts and restarts
   autoscaler:history    LIST  recent decisions, newest first
+  autoscaler:hosts      ZSET  supervisor host id -> expiry (ms): hosts sharing the global desired count
+  autoscaler:leader     STRING host id of the controller that decides (SET NX PX, renewed each interval)
   scheduler:lock        STRING leader lock of the scheduler (promotion/recovery sweeps)
   cron:lock             STRING leader lock of the cron firer
   cron:last:<schedule>  STRING last tick fired for that schedule
@@ -127,6 +129,14 @@ class GlobalKeys:
     @property
     def autoscaler_history(self) -> str:
         return f"{self.namespace}:autoscaler:history"
+
+    @property
+    def autoscaler_hosts(self) -> str:
+        return f"{self.namespace}:autoscaler:hosts"
+
+    @property
+    def autoscaler_leader(self) -> str:
+        return f"{self.namespace}:autoscaler:leader"
 
     @property
     def scheduler_lock(self) -> str:
