@@ -406,7 +406,12 @@ class Worker:
     def _outcome(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._outcomes.add(task)
-        task.add_done_callback(self._outcomes.discard)
+        task.add_done_callback(self._outcome_done)
+
+    def _outcome_done(self, task: asyncio.Task[None]) -> None:
+        self._outcomes.discard(task)
+        if self._wake is not None:
+            self._wake.set()  # a retry may be due soon, or a burst may be finished
 
     async def _failed(self, run: _Running, job: DecodedJob, exc: BaseException) -> None:
         r, spec = run.reserved, run.spec
@@ -432,8 +437,6 @@ class Worker:
             await self._write(
                 "retry", r, lambda: self.broker.retry(r.queue, r.id, r.token, int(delay * 1000), error)
             )
-            assert self._wake is not None
-            self._wake.set()  # a parked reserve loop must learn the new next_due_ms
             return
         await self._dead(r, spec.name, error)
 
