@@ -5,21 +5,18 @@ from __future__ import annotations
 
 import ssl
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
 import redis
+from redis_proc import RedisProcess, find_redis_binary, free_port
 
 from runtime.broker.base import NewJob
 from runtime.broker.connection import check_server, connect, make_client
 from runtime.broker.embedded import ensure_server, stop_server
 from runtime.config.model import BrokerSettings, Settings
 from runtime.errors import BrokerConnectionError, ConfigError
-
-sys.path.insert(0, str(Path(__file__).parent.parent))
-from redis_proc import RedisProcess, find_redis_binary, free_port  # noqa: E402
 
 
 def settings(url: str, ns: str = "tc", **kw: object) -> Settings:
