@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
 from runtime.config import lint_paths, load_with_origins
-from runtime.config.layers import coerce
+from runtime.config.problems import format_path
 from runtime.config.schema import PIPELINE, TASK_QUEUE, SchemaSet
 from runtime.config.view import leaves, settings_dict
 from runtime.errors import ConfigError
@@ -78,16 +77,10 @@ def config_cmd(pipeline: str | None, base: str | None, sets: tuple[str, ...], fm
     if fmt == "json":
         click.echo(json.dumps({"config": data, "origins": origins}, indent=2, default=str))
         return
-    rows = [(_dotted(path), _show(value)) for path, value in leaves(data)]
+    rows = [(format_path(path), _show(value)) for path, value in leaves(data)]
     width = max(len(k) + len(v) for k, v in rows) + 3
     for (key, value), origin in zip(rows, origins.values(), strict=True):
         click.echo(f"{key} = {value}".ljust(width) + f"  # {origin}")
-
-
-def _dotted(path: tuple[Any, ...]) -> str:
-    from runtime.config.problems import format_path
-
-    return format_path(path)
 
 
 def _show(value: object) -> str:
@@ -107,6 +100,3 @@ def schema(which: str, show_path: bool) -> None:
         click.echo(str(Path(schemas.directory) / name))
         return
     click.echo(json.dumps(schemas.docs[name], indent=2))
-
-
-__all__ = ["coerce", "config_cmd", "lint", "schema"]
