@@ -118,7 +118,7 @@ class Problem:
         if self.path:
             parts.append(format_path(self.path))
         parts.append(redact(self.message))
-        return ": ".join(parts)
+        return ": ".join(parts).replace("\n", " ")  # one problem, one line, whatever a library said
 
     def github(self) -> str:
         """A GitHub Actions annotation (``::error file=...,line=...,col=...::message``)."""
