@@ -108,7 +108,8 @@ def _check_schedule(name: str, schedule: Mapping[str, Any], tasks: Mapping[str, 
 def _cron_error(expression: str) -> str | None:
     from croniter import croniter
 
-    if len(expression.split()) != 5:
+    # 6 fields = croniter's trailing seconds field (sub-minute schedules; runtime.cron supports it)
+    if len(expression.split()) not in (5, 6):
         return f"invalid cron expression {expression!r}: expected 5 fields (minute hour day month weekday)"
     try:
         croniter(expression)
