@@ -41,6 +41,15 @@ class BrokerSettings:
     idempotency_ttl: float = 86_400.0
     limits: Limits = field(default_factory=Limits)
 
+    def __repr__(self) -> str:
+        # settings end up in logs and tracebacks: never show the URL's password there
+        from runtime.config.problems import mask_url
+
+        shown = {n: getattr(self, n) for n in self.__dataclass_fields__}
+        shown["url"] = mask_url(self.url)
+        fields = ", ".join(f"{name}={value!r}" for name, value in shown.items())
+        return f"BrokerSettings({fields})"
+
 
 @dataclass(frozen=True, slots=True)
 class QueueSettings:
@@ -169,7 +178,7 @@ class HttpSettings:
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 9090
-    auth_token: str | None = None
+    auth_token: str | None = field(default=None, repr=False)  # a secret: kept out of reprs and logs
     ready_stall: float = 60.0  # /ready fails when work waits and nothing was reserved for this long
 
 

@@ -198,3 +198,9 @@ def test_tasks_record_their_declaration_line(files: tuple[Path, Path]) -> None:
     pipeline, _ = files
     task = load_settings(pipeline, env={}).task("t")
     assert (task.line, task.source, task.timeout, task.retries.max) == (5, "pipelines/p.yaml", 300.0, 3)
+
+
+def test_a_queue_may_be_declared_with_no_settings(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text("queues:\n  fast:\n  slow: {priority: 1}\n")
+    settings = load_settings(tmp_path / "p.yaml", base=tmp_path / "p.yaml", env={})
+    assert [(q.name, q.priority) for q in settings.queues] == [("fast", 5), ("slow", 1)]

@@ -77,3 +77,11 @@ def test_auth_token_type_error_does_not_show_the_value(pipeline: Path) -> None:
     assert [p.format() for p in load("p.yaml", env={}).problems] == [
         "p.yaml:1:20: http.auth_token: expected a string or null, got ***"
     ]
+
+
+def test_settings_repr_hides_secrets(pipeline: Path) -> None:
+    settings = load(pipeline, env={}).settings
+    assert settings is not None
+    assert SECRET not in repr(settings) and TOKEN not in repr(settings)
+    assert "redis://app:***@db.internal:6379/0" in repr(settings.broker)
+    assert settings.broker.url.endswith(f"{SECRET}@db.internal:6379/0")  # the real value is still there
