@@ -149,7 +149,11 @@ def worker_main() -> None:
         code = uvloop.run(_serve(launch))
     except ImportError:
         code = asyncio.run(_serve(launch))
-    sys.exit(code)
+    # Every job is acked or released by now. A task thread still running past the grace period
+    # would make a normal exit wait for it (executor threads are joined at exit): leave at once.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def launcher(settings: Settings, *, burst: bool, run_id: str) -> Callable[[int], subprocess.Popen[bytes]]:

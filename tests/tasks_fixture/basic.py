@@ -105,3 +105,21 @@ async def loop_hog(seconds: float) -> int:
 
 def pid() -> int:
     return os.getpid()
+
+
+def work(path: str, tag: str, ms: int) -> int:
+    """Log start and end lines (``S tag pid`` / ``E tag pid``) around a sleep; returns the pid."""
+    me = os.getpid()
+    with open(path, "a") as f:
+        f.write(f"S {tag} {me}\n")
+    time.sleep(ms / 1000)
+    with open(path, "a") as f:
+        f.write(f"E {tag} {me}\n")
+    return me
+
+
+def tick(ctx: TaskContext, path: str) -> str:
+    """Record the job id of a cron tick."""
+    with open(path, "a") as f:
+        f.write(f"{ctx.job_id} {os.getpid()}\n")
+    return ctx.job_id
