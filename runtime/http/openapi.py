@@ -7,8 +7,12 @@ against its schema). Schemas are strict (``additionalProperties: false``) so a r
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
+import jsonschema
+
+from runtime.config.model import Settings
 from runtime.http.routes import ENDPOINTS
 
 Schema = dict[str, Any]
@@ -62,7 +66,20 @@ SUMMARY: dict[str, Schema] = {
     "desired_workers": NN,
 }
 
+JOB_ID_SCHEMA: Schema = {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$"}
+
+#: what a task argument may be: JSON that msgpack can encode (64-bit integers)
+VALUE: Schema = {
+    "anyOf": [
+        {"type": ["string", "boolean", "null"]},
+        {"type": "number", "minimum": -(2**63), "maximum": 2**64 - 1},
+        {"type": "array", "items": {"$ref": "#/components/schemas/Value"}},
+        {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/Value"}},
+    ]
+}
+
 COMPONENTS: dict[str, Schema] = {
+    "Value": VALUE,
     "Error": _obj({"error": S, "status": INT}),
     "Check": _obj({"name": S, "status": STATUS, "detail": S}),
     "Health": _obj({"status": {"type": "string", "enum": ["ok", "fail"]}, "pipeline": S}),
@@ -265,8 +282,8 @@ COMPONENTS: dict[str, Schema] = {
     "EnqueueRequest": _obj(
         {
             "task": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,128}$"},
-            "args": {"type": "array"},
-            "kwargs": {"type": "object"},
+            "args": {"type": "array", "items": _ref("Value")},
+            "kwargs": {"type": "object", "additionalProperties": _ref("Value")},
             "queue": S,
             "delay": {"type": "number", "minimum": 0, "maximum": 31622400},
             "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 256},
@@ -277,7 +294,7 @@ COMPONENTS: dict[str, Schema] = {
     "DeadLetters": _obj({"queue": S, "total": INT, "jobs": _arr(_ref("Job"))}),
     "ReplayRequest": _obj(
         {
-            "ids": {"type": "array", "items": S, "maxItems": 10000},
+            "ids": {"type": "array", "items": JOB_ID_SCHEMA, "maxItems": 10000},
             "limit": {"type": "integer", "minimum": 1, "maximum": 100000},
         },
         required=[],
@@ -329,7 +346,9 @@ def _content(kind: str) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
-def _operation(method: str, path: str, summary: str, mutating: bool) -> dict[str, Any]:
+def _operation(
+    method: str, path: str, summary: str, mutating: bool, queues: list[str] | None
+) -> dict[str, Any]:
     kind, extra = RESPONSES[(method, path)]
     ok = "201" if method == "POST" and path == "/api/jobs" else "200"
     responses: dict[str, Any] = {ok: {"description": "OK", "content": _content(kind)}}
@@ -343,7 +362,7 @@ def _operation(method: str, path: str, summary: str, mutating: bool) -> dict[str
     params = [p.strip("{}") for p in path.split("/") if p.startswith("{")]
     if params:
         op["parameters"] = [
-            {"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params
+            {"name": p, "in": "path", "required": True, "schema": _param_schema(p, queues)} for p in params
         ]
     if (method, path) in _REQUESTS:
         name, required = _REQUESTS[(method, path)]
@@ -353,11 +372,27 @@ def _operation(method: str, path: str, summary: str, mutating: bool) -> dict[str
     return op
 
 
-def document() -> dict[str, Any]:
+def _param_schema(name: str, queues: list[str] | None) -> Schema:
+    if name == "queue" and queues:
+        return {"type": "string", "enum": queues}
+    if name == "id":
+        return JOB_ID_SCHEMA
+    return {"type": "string"}
+
+
+def document(settings: Settings | None = None) -> dict[str, Any]:
+    """The document; given the pipeline's settings, task and queue names are enumerated in it."""
+    queues = [q.name for q in settings.queues_by_priority()] if settings else None
+    components = copy.deepcopy(COMPONENTS)
+    if settings is not None:
+        props = components["EnqueueRequest"]["properties"]
+        if settings.tasks:
+            props["task"] = {"type": "string", "enum": [t.name for t in settings.tasks]}
+        props["queue"] = {"type": "string", "enum": queues}
     paths: dict[str, dict[str, Any]] = {}
     for ep in ENDPOINTS:
         paths.setdefault(ep.path, {})[ep.method.lower()] = _operation(
-            ep.method, ep.path, ep.summary, ep.mutating
+            ep.method, ep.path, ep.summary, ep.mutating, queues
         )
     return {
         "openapi": "3.1.0",
@@ -370,7 +405,14 @@ def document() -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": COMPONENTS,
+            "schemas": components,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
+
+
+def request_validator(settings: Settings | None, name: str) -> jsonschema.Draft202012Validator:
+    """A validator of request body ``name`` exactly as the document describes it for these settings."""
+    doc = document(settings)
+    schema = {**doc["components"]["schemas"][name], "components": doc["components"]}
+    return jsonschema.Draft202012Validator(schema)

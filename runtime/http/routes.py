@@ -17,8 +17,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from jsonschema.exceptions import best_match
+
 from runtime import health
-from runtime.errors import InvalidName, QueueFull, TaskQueueError, UnknownTask
+from runtime.errors import InvalidName, QueueFull, SerializationError, TaskQueueError, UnknownTask
 from runtime.http import catalog, views
 from runtime.http.state import EnqueueRequest, HttpState
 from runtime.metrics import CONTENT_TYPE as PROM_TYPE
@@ -98,7 +100,7 @@ def dispatch(state: HttpState, endpoint: Endpoint, req: Request) -> Reply:
         return error_reply(state, err)
     except QueueFull as exc:
         return error_reply(state, HttpError(429, f"queue full: {exc}", (("Retry-After", "1"),)))
-    except (UnknownTask, InvalidName) as exc:
+    except (UnknownTask, InvalidName, SerializationError) as exc:
         return error_reply(state, HttpError(422, str(exc)))
     except (TaskQueueError, OSError) as exc:
         return error_reply(state, HttpError(503, f"broker unavailable: {type(exc).__name__}: {exc}"))
@@ -123,17 +125,17 @@ def _json_body(req: Request, *, optional: bool = False) -> dict[str, Any]:
     return data
 
 
-def _field(data: Mapping[str, Any], name: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
-    value = data.get(name, default)
-    if value is default:
-        return value
-    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _kinds(kind)):
-        raise HttpError(422, f"field {name!r} has the wrong type")
-    return value
+def _check_body(state: HttpState, schema: str, data: dict[str, Any]) -> None:
+    """Validate against the same schema the OpenAPI document publishes, so they cannot disagree."""
+    validator = state.validators.get(schema)
+    if validator is None:
+        from runtime.http.openapi import request_validator
 
-
-def _kinds(kind: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kind if isinstance(kind, tuple) else (kind,)
+        validator = state.validators[schema] = request_validator(state.settings, schema)
+    error = best_match(validator.iter_errors(data))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "body"
+        raise HttpError(422, f"{where}: {error.message[:200]}")
 
 
 def _queue_param(state: HttpState, req: Request) -> str:
@@ -239,31 +241,22 @@ def _enqueue(state: HttpState, req: Request) -> Reply:
     if state.enqueue is None:
         raise HttpError(501, "enqueue is not available on this server")
     data = _json_body(req)
-    unknown = set(data) - {"task", "args", "kwargs", "queue", "delay", "idempotency_key"}
-    if unknown:
-        raise HttpError(422, f"unknown field(s): {', '.join(sorted(unknown))}")
-    task = _field(data, "task", str)
-    if task is None:
-        raise HttpError(422, "field 'task' is required")
+    _check_body(state, "EnqueueRequest", data)  # types, names, ranges: as the OpenAPI document says
+    task = str(data["task"])
     validate_name(task, "task")
     declared = {t.name for t in state.settings.tasks}
     if declared and task not in declared:
         raise HttpError(422, f"unknown task {task!r}")
-    queue = _field(data, "queue", str)
+    queue = data.get("queue")
     if queue is not None and queue not in state.queue_names:
         raise HttpError(422, f"unknown queue {queue!r}")
-    delay = _field(data, "delay", (int, float))
-    if delay is not None and not 0 <= delay <= 366 * 86400:
-        raise HttpError(422, "field 'delay' must be between 0 and 31622400 seconds")
-    key = _field(data, "idempotency_key", str)
-    if key is not None and not 1 <= len(key) <= 256:
-        raise HttpError(422, "field 'idempotency_key' must be 1..256 characters")
-    request = EnqueueRequest(task=task, args=list(_field(data, "args", list, []) or []),
-                             kwargs=dict(_field(data, "kwargs", dict, {}) or {}), queue=queue,
-                             delay=float(delay) if delay is not None else None, idempotency_key=key)
+    delay = data.get("delay")
+    request = EnqueueRequest(task=task, args=list(data.get("args", [])), kwargs=dict(data.get("kwargs", {})),
+                             queue=queue, delay=float(delay) if delay is not None else None,
+                             idempotency_key=data.get("idempotency_key"))
     try:
         job_id = state.enqueue(request)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:  # arguments the codec cannot encode
         raise HttpError(422, f"cannot enqueue: {exc}") from None
     return json_reply({"id": job_id, "task": task}, 201)
 
@@ -283,16 +276,9 @@ def _dlq_list(state: HttpState, req: Request) -> Reply:
 def _dlq_replay(state: HttpState, req: Request) -> Reply:
     queue = _queue_param(state, req)
     data = _json_body(req, optional=True)
-    unknown = set(data) - {"ids", "limit"}
-    if unknown:
-        raise HttpError(422, f"unknown field(s): {', '.join(sorted(unknown))}")
-    ids = _field(data, "ids", list)
-    if ids is not None and (len(ids) > 10_000 or not all(isinstance(i, str) and catalog.JOB_ID.match(i)
-                                                          for i in ids)):
-        raise HttpError(422, "field 'ids' must be a list of up to 10000 job ids")
-    limit = _field(data, "limit", int, 1000)
-    if not 1 <= limit <= 100_000:
-        raise HttpError(422, "field 'limit' must be 1..100000")
+    _check_body(state, "ReplayRequest", data)
+    ids = data.get("ids")
+    limit = int(data.get("limit", 1000))
     replayed = state.broker.replay_dead(queue, ids, limit)
     return json_reply({"queue": queue, "replayed": replayed})
 
@@ -300,7 +286,7 @@ def _dlq_replay(state: HttpState, req: Request) -> Reply:
 def _openapi(state: HttpState, req: Request) -> Reply:
     from runtime.http.openapi import document
 
-    return json_reply(document())
+    return json_reply(document(state.settings))
 
 
 def _dashboard(state: HttpState, req: Request) -> Reply:

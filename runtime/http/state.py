@@ -95,6 +95,8 @@ class HttpState:
     history: History = field(init=False)
     #: (monotonic time, masked error) of the last failed PING, shared by concurrent requests
     last_failure: tuple[float, str] | None = None
+    #: request-body validators built from the OpenAPI document, by schema name
+    validators: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.started_at:
