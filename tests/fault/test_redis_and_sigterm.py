@@ -1,0 +1,94 @@
+"""Acceptance 4 and 5: Redis dies under the runtime; SIGTERM under load.
+
+4. Redis (AOF, appendfsync always) is SIGKILLed mid-run and restarted 3 s later on the same port:
+   the workers reconnect by themselves (none exits) and every job completes.
+5. SIGTERM under load: exit 0 within shutdown_grace + 2 s; a second run finishes everything; no job
+   that had completed runs again (long jobs still running at the deadline are released and re-run).
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from runtime.client import Client
+
+from .proc import Runs, Tqrun, wait_for, write_pipeline
+
+pytestmark = pytest.mark.slow
+
+
+def test_redis_sigkill_and_restart(tmp_path: Path, private_redis, namespace: str) -> None:  # type: ignore[no-untyped-def]
+    pipeline = write_pipeline(
+        tmp_path, private_redis.url, namespace, lease="10s", processes=2, concurrency=10
+    )
+    runs_file = tmp_path / "runs.txt"
+    rng = random.Random(7)
+    n = 1000
+    with Client.from_config(pipeline) as client:
+        jobs = client.enqueue_many(
+            [("work", [str(runs_file), f"j{i}", rng.randint(20, 80)]) for i in range(n)]
+        )
+        tq = Tqrun.start(pipeline)
+        try:
+            before = tq.wait_workers(2)
+            wait_for(lambda: len(Runs.read(runs_file).ends) > 100, 20.0, "100 jobs done")
+            private_redis.kill()
+            done_at_kill = len(Runs.read(runs_file).ends)
+            time.sleep(3.0)
+            private_redis.start()
+            wait_for(lambda: len(Runs.read(runs_file).ends) == n, 60.0, "every job to run", 0.2)
+            wait_for(lambda: all(j.status() == "succeeded" for j in jobs), 30.0, "every job to succeed", 0.2)
+            after = tq.workers()
+        finally:
+            code = tq.stop()
+    runs = Runs.read(runs_file)
+    print(
+        f"\njobs={n} done-at-kill={done_at_kill} completed={len(runs.ends)} "
+        f"duplicates={len(runs.duplicates())} outage-logged={'broker unavailable' in tq.text()} "
+        f"workers-before={before} after={after} exit={code}"
+    )
+    assert after == before  # no worker exited
+    assert "exited with" not in tq.text()
+    assert len(runs.ends) == n
+    assert code == 0
+
+
+def test_sigterm_under_load_then_second_run_finishes(tmp_path: Path, redis_url: str, namespace: str) -> None:
+    grace = 1.5
+    pipeline = write_pipeline(
+        tmp_path, redis_url, namespace, lease="5s", processes=2, concurrency=10, grace=f"{grace}s"
+    )
+    runs_file = tmp_path / "runs.txt"
+    rng = random.Random(5)
+    long = [("work", [str(runs_file), f"long{i}", 4000]) for i in range(4)]  # outlive the grace period
+    short = [("work", [str(runs_file), f"j{i}", rng.randint(50, 300)]) for i in range(800)]
+    with Client.from_config(pipeline) as client:
+        jobs = client.enqueue_many([*long, *short])
+        tq = Tqrun.start(pipeline)
+        tq.wait_workers(2)
+        wait_for(lambda: len(Runs.read(runs_file).ends) > 50, 20.0, "50 jobs done")
+        t0 = time.monotonic()
+        tq.proc.send_signal(signal.SIGTERM)
+        code1 = tq.proc.wait(grace + 10)
+        took = time.monotonic() - t0
+        first = Runs.read(runs_file)
+        second = Tqrun.start(pipeline, "--burst")
+        code2 = second.proc.wait(90)
+        states = [j.status() for j in jobs]
+    runs = Runs.read(runs_file)
+    print(
+        f"\nfirst run: exit={code1} in {took:.2f}s completed={len(first.ends)}; second run: exit={code2}; "
+        f"total completed={len(runs.ends)}/{len(jobs)} ran-twice={len(runs.duplicates())} "
+        f"released-and-rerun={sum(1 for t in runs.starts if len(runs.starts[t]) > 1)}"
+    )
+    assert code1 == 0 and took <= grace + 2.0
+    assert code2 == 0
+    assert states.count("succeeded") == len(jobs)
+    assert len(runs.ends) == len(jobs)
+    assert runs.duplicates() == {}  # nothing that completed ran twice
+    assert all(len(runs.starts[f"long{i}"]) == 2 for i in range(4))  # released at the deadline, re-run
