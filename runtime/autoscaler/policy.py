@@ -54,6 +54,10 @@ MIN_TARGET_UTIL = 0.3
 MAX_TARGET_UTIL = 0.95
 #: a backlog is drained within this fraction of max_queue_wait_ms
 DRAIN_FRACTION = 1.0
+#: run times above this (about 11 days) are measurement garbage, not a baseline
+MAX_RUN_MS = 1e9
+#: timestamps beyond this (year 2286) are garbage too; they would not survive the state's dict form
+MAX_EPOCH = 1e10
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +111,7 @@ def decide(
     low = max(0, config.min_workers)
     high = max(low, config.max_workers)
     prev = state.target if state.target > 0 else (current if current is not None else m.workers)
-    spw = m.slots // m.workers if m.workers and m.slots else (state.slots_per_worker or 1)
+    spw = max(1, m.slots // m.workers if m.workers and m.slots else state.slots_per_worker)
     thresholds = _adapt(state.effective(config), m.sla, config)
     baselines, baseline_runs = _learn(state, m, config)
     learned = replace(
@@ -233,6 +237,8 @@ def _analyse(m: WindowMetrics, config: AutoscalerSettings, th: Thresholds, prev:
         urgent = m.oldest_wait_ms > max_wait * RELAX_WAIT or drain_ms > max_wait or (
             m.mean_run_ms == 0 and m.queue_pressure > 2 * th.queue_pressure)
         return _Analysis(1, urgent, model, errors, f"{fired}; {sizing}")
+    if demand and prev >= high:
+        return _Analysis(0, False, model, False, f"{fired} but at max_workers {high}; {sizing}")
     if demand:
         return _Analysis(0, False, model, False, f"{fired} but {sizing} <= {prev}")
     if extra:
@@ -280,7 +286,7 @@ def _learn(state: AutoscalerState, m: WindowMetrics, config: AutoscalerSettings
     runs = dict(state.baseline_runs)
     for task, ms in m.task_run_ms.items():
         n = m.task_runs.get(task, 0)
-        if not (math.isfinite(ms) and ms > 0) or n <= 0:
+        if not (math.isfinite(ms) and 0 < ms < MAX_RUN_MS) or n <= 0:
             continue
         base = means.get(task)
         seen = runs.get(task, 0) if base is not None else 0
@@ -302,7 +308,7 @@ def _sanitise(m: WindowMetrics) -> WindowMetrics:
             changes[f.name] = 1.0 if f.name == "task_complexity" else 0.0
         elif isinstance(v, int) and not isinstance(v, bool) and v < 0:
             changes[f.name] = 0
-    if not math.isfinite(m.at):
+    if not (math.isfinite(m.at) and 0 <= m.at < MAX_EPOCH):
         changes["at"] = 0.0
     s = m.sla
     sla = SlaFigures(_finite(s.p95_latency_ms), _finite(s.success_rate), _finite(s.p95_queue_wait_ms),
