@@ -30,9 +30,10 @@ from runtime.clock import Clock, SystemClock
 from runtime.config.model import Settings
 from runtime.config.units import parse_duration
 from runtime.errors import JobCancelled, JobFailed, ResultTimeout, UnknownTask
-from runtime.job import Envelope, EnvelopeCodec, encode_envelope, new_job_id
+from runtime.job import EnvelopeCodec, encode_job, new_job_id
 
 _OPTIONS = frozenset({"_delay", "_eta", "_queue", "_idempotency_key", "_max_retries", "_timeout", "_job_id"})
+_NO_OPTIONS: Mapping[str, Any] = {}
 #: one enqueue_many item: (task,), (task, args) or (task, args, kwargs); kwargs may hold _options
 JobSpec = tuple[str] | tuple[str, Sequence[Any]] | tuple[str, Sequence[Any], Mapping[str, Any]]
 
@@ -45,6 +46,7 @@ class _Builder:
         self.clock = clock
         self.tasks = {t.name: t for t in settings.tasks}
         self.queues = [q.name for q in settings.queues_by_priority()]
+        self.queue_set = frozenset(self.queues)
         self.max_length = {q.name: q.max_length for q in settings.queues if q.max_length is not None}
         self.limits = settings.broker.limits
 
@@ -53,25 +55,24 @@ class _Builder:
         if spec is None:
             known = ", ".join(sorted(self.tasks)) or "none"
             raise UnknownTask(f"unknown task {task!r} (declared: {known}); nothing was written")
-        opts = {k: v for k, v in kwargs.items() if k in _OPTIONS}
-        bad = [k for k in kwargs if k.startswith("_") and k not in _OPTIONS]
-        if bad:
-            raise TypeError(f"unknown enqueue option(s) {bad}; options are {sorted(_OPTIONS)}")
-        task_kwargs = {k: v for k, v in kwargs.items() if k not in _OPTIONS}
+        opts: Mapping[str, Any] = _NO_OPTIONS
+        if kwargs and any(k[:1] == "_" for k in kwargs):  # the common case (no options) skips the split
+            opts = {k: v for k, v in kwargs.items() if k in _OPTIONS}
+            bad = [k for k in kwargs if k[:1] == "_" and k not in _OPTIONS]
+            if bad:
+                raise TypeError(f"unknown enqueue option(s) {bad}; options are {sorted(_OPTIONS)}")
+            kwargs = {k: v for k, v in kwargs.items() if k not in _OPTIONS}
         queue = opts.get("_queue") or spec.queue
-        if queue not in self.queues:
+        if queue not in self.queue_set:
             raise UnknownTask(f"queue {queue!r} is not declared in the pipeline; nothing was written")
         job_id = opts.get("_job_id") or new_job_id()
         timeout = opts.get("_timeout")
-        env = Envelope(
-            id=job_id, task=task, queue=queue, args=list(args), kwargs=task_kwargs,
-            max_retries=opts.get("_max_retries"),
-            timeout=parse_duration(timeout) if timeout is not None else None,
+        envelope = encode_job(
+            job_id, task, queue, args, kwargs, opts.get("_max_retries"),
+            parse_duration(timeout) if timeout is not None else None, self.limits,
         )  # fmt: skip
-        return NewJob(
-            id=job_id, queue=queue, envelope=encode_envelope(env, self.limits),
-            delay_ms=self._delay_ms(opts), idempotency_key=opts.get("_idempotency_key"), task=task,
-        )  # fmt: skip
+        delay = self._delay_ms(opts) if opts else 0
+        return NewJob(job_id, queue, envelope, delay, opts.get("_idempotency_key"), task)
 
     def _delay_ms(self, opts: Mapping[str, Any]) -> int:
         if opts.get("_delay") is not None:

@@ -12,21 +12,21 @@ are ``runtime.broker.base.JobState``.
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from runtime.config.model import Limits
 from runtime.errors import SerializationError
-from runtime.serializers import dumps, loads
+from runtime.serializers import check_shape, dumps, loads, pack_checked
 
 ENVELOPE_VERSION: Final = 1
 
 
 def new_job_id() -> str:
-    """32 hex characters of randomness (uuid4)."""
-    return uuid.uuid4().hex
+    """32 hex characters of randomness (128 bits, like uuid4().hex, at a fifth of the cost)."""
+    return os.urandom(16).hex()
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +50,23 @@ class Envelope:
 def encode_envelope(env: Envelope, limits: Limits) -> bytes:
     """Encode within the limits (``SerializationError``/``PayloadTooLarge`` otherwise)."""
     return dumps(env.to_map(), limits)
+
+
+def encode_job(
+    job_id: str, task: str, queue: str, args: Sequence[Any], kwargs: Mapping[str, Any],
+    max_retries: int | None, timeout: float | None, limits: Limits,
+) -> bytes:  # fmt: skip
+    """The client's hot path: an envelope straight from its parts (no intermediate objects).
+
+    Only args and kwargs come from the caller, so only they are walked for depth and lengths.
+    """
+    check_shape(args, limits, depth=2)
+    check_shape(kwargs, limits, depth=2)
+    return pack_checked(
+        {"v": ENVELOPE_VERSION, "id": job_id, "task": task, "queue": queue, "args": args, "kwargs": kwargs,
+         "max_retries": max_retries, "timeout": timeout},
+        limits,
+    )  # fmt: skip
 
 
 def _field(m: Mapping[str, Any], name: str, kinds: type | tuple[type, ...], optional: bool = False) -> Any:

@@ -19,37 +19,57 @@ from runtime.config.model import Limits
 from runtime.errors import PayloadTooLarge, SerializationError
 
 _SCALARS = (str, int, float, bool, bytes, type(None))
+#: exact types, for the fast path (``type(x) in``); subclasses take the isinstance path
+_SCALAR_TYPES = frozenset(_SCALARS)
 
 
-def check_shape(value: Any, limits: Limits) -> None:
-    """Raise unless ``value`` nests at most ``max_depth`` deep and no container exceeds the length limit."""
+def check_shape(value: Any, limits: Limits, depth: int = 1) -> None:
+    """Raise unless ``value`` nests at most ``max_depth`` deep and no container exceeds the length limit.
+
+    ``depth`` is the depth ``value`` itself sits at (the envelope checks its args at depth 2).
+    """
+    t = type(value)
+    if t in _SCALAR_TYPES:
+        return
     max_len = limits.max_container_length
-    stack: list[tuple[Any, int]] = [(value, 1)]
+    # fast path: a flat list/tuple/str-keyed dict of scalars (the usual task arguments)
+    if (t is tuple or t is list) and len(value) <= max_len:
+        for x in value:
+            if type(x) not in _SCALAR_TYPES:
+                break
+        else:
+            return
+    elif t is dict and len(value) <= max_len:
+        for k, x in value.items():
+            if type(k) is not str or type(x) not in _SCALAR_TYPES:
+                break
+        else:
+            return
+    stack: list[tuple[Any, int]] = [(value, depth)]
     while stack:
-        v, depth = stack.pop()
+        v, d = stack.pop()
         if isinstance(v, _SCALARS):
             continue
-        if depth > limits.max_depth:
+        if d > limits.max_depth:
             raise SerializationError(f"payload nests deeper than max_depth {limits.max_depth}")
         if isinstance(v, dict):
             if len(v) > max_len:
                 raise SerializationError(f"a map holds {len(v)} entries, over max_container_length {max_len}")
             for k, item in v.items():
-                if not isinstance(k, str | int | bytes):
+                if type(k) is not str and not isinstance(k, str | int | bytes):
                     raise SerializationError(f"map keys must be str, int or bytes, not {type(k).__name__}")
-                if not isinstance(item, _SCALARS):
-                    stack.append((item, depth + 1))
+                if type(item) not in _SCALAR_TYPES:
+                    stack.append((item, d + 1))
         elif isinstance(v, list | tuple):
             if len(v) > max_len:
                 raise SerializationError(f"a list holds {len(v)} items, over max_container_length {max_len}")
-            stack.extend((item, depth + 1) for item in v if not isinstance(item, _SCALARS))
+            stack.extend((item, d + 1) for item in v if type(item) not in _SCALAR_TYPES)
         else:
             raise SerializationError(f"cannot serialize {type(v).__name__} (msgpack natives only; no pickle)")
 
 
-def dumps(value: Any, limits: Limits) -> bytes:
-    """Encode within the limits, or raise ``SerializationError`` / ``PayloadTooLarge``."""
-    check_shape(value, limits)
+def pack_checked(value: Any, limits: Limits) -> bytes:
+    """Encode a value whose shape the caller already checked; enforce the size limit only."""
     try:
         data: bytes = msgpack.packb(value, use_bin_type=True)
     except (TypeError, ValueError, OverflowError) as exc:
@@ -59,6 +79,12 @@ def dumps(value: Any, limits: Limits) -> bytes:
             f"payload is {len(data)} bytes, over max_payload_bytes {limits.max_payload_bytes}"
         )
     return data
+
+
+def dumps(value: Any, limits: Limits) -> bytes:
+    """Encode within the limits, or raise ``SerializationError`` / ``PayloadTooLarge``."""
+    check_shape(value, limits)
+    return pack_checked(value, limits)
 
 
 def loads(data: bytes, limits: Limits) -> Any:

@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import redis
 import redis.asyncio as aredis
 from loguru import logger
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
@@ -73,7 +74,9 @@ def make_client(url: str, bs: BrokerSettings, *, asyncio: bool = False) -> Any:
     url = resolve_url(url)
     parts = urlsplit(url)
     common = _common(bs)
-    retry_obj = Retry(ExponentialBackoff(cap=1.0, base=0.05), _RETRIES)
+    # the asyncio client needs its own Retry class (its call_with_retry is a coroutine)
+    retry_cls: Any = AsyncRetry if asyncio else Retry
+    retry_obj = retry_cls(ExponentialBackoff(cap=1.0, base=0.05), _RETRIES)
     mod: Any = aredis if asyncio else redis
     if parts.scheme in ("redis", "rediss", "unix"):
         return mod.Redis.from_url(url, max_connections=bs.pool_size, retry=retry_obj, **common)

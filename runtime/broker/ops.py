@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgpack
 from redis.crc import key_slot
 
 from runtime.broker.base import (
@@ -74,18 +75,21 @@ class Ops:
         """One call per queue (atomic per queue), in first-seen queue order."""
         by_queue: dict[str, list[Any]] = {}
         for j in jobs:
-            args = by_queue.get(j.queue)
-            if args is None:
-                limit = (max_length or {}).get(j.queue)
-                args = by_queue[j.queue] = [
-                    -1 if limit is None else limit,
-                    self.opt.idempotency_ttl_ms,
-                    self.opt.wake_cap,
-                ]
-            args += (j.id, j.envelope, j.delay_ms, j.idempotency_key or "", getattr(j, "task", ""))
+            flat = by_queue.get(j.queue)
+            if flat is None:
+                flat = by_queue[j.queue] = []
+            flat += (j.id, j.envelope, j.delay_ms, j.idempotency_key or "", j.task)
         calls = []
-        for q, args in by_queue.items():
+        limits = max_length or {}
+        for q, flat in by_queue.items():
             k = self.keys(q)
+            limit = limits.get(q)
+            args = (
+                -1 if limit is None else limit,
+                self.opt.idempotency_ttl_ms,
+                self.opt.wake_cap,
+                _blob(flat),
+            )
             calls.append(
                 Call(self.sc.enqueue, (k.ready, k.delayed, k.wake, k.job_prefix, k.idem_prefix), args)
             )
@@ -171,12 +175,13 @@ class Ops:
     def ack(self, completions: Sequence[Completion], result_ttl_ms: int) -> list[Call]:
         by_queue: dict[str, list[Any]] = {}
         for c in completions:
-            args = by_queue.get(c.queue)
-            if args is None:
-                args = by_queue[c.queue] = [result_ttl_ms]
-            args += (c.id, c.token, c.result)
+            flat = by_queue.get(c.queue)
+            if flat is None:
+                flat = by_queue[c.queue] = []
+            flat += (c.id, c.token, c.result)
         return [
-            Call(self.sc.ack, (self.keys(q).active, self.keys(q).job_prefix), a) for q, a in by_queue.items()
+            Call(self.sc.ack, (self.keys(q).active, self.keys(q).job_prefix), (result_ttl_ms, _blob(flat)))
+            for q, flat in by_queue.items()
         ]
 
     @staticmethod
@@ -269,10 +274,20 @@ class Ops:
         return Call(self.sc.purge, (key, k.job_prefix), (limit, "list" if container == "ready" else "zset"))
 
 
+def _blob(flat: list[Any]) -> bytes:
+    # raw (pre-bin) msgpack: the cmsgpack inside Redis 6.2 rejects the bin type
+    data: bytes = msgpack.packb(flat, use_bin_type=False)
+    return data
+
+
 def _queue_of(call: Call) -> str:
     # keys look like "<ns>:{<queue>}:<name>"; the queue sits inside the hash tag
     first = call.keys[0]
     return first[first.index("{") + 1 : first.index("}")]
+
+
+def _default(v: int | None, default: int) -> int:
+    return default if v is None else v
 
 
 def parse_job(job_id: str, queue: str, raw: dict[bytes, bytes]) -> JobInfo | None:
@@ -297,8 +312,8 @@ def parse_job(job_id: str, queue: str, raw: dict[bytes, bytes]) -> JobInfo | Non
         queue=queue,
         state=state,
         task=_s(f.get(JobField.TASK, b"")),
-        attempt=num(JobField.ATTEMPT) or 0,
-        deliveries=num(JobField.DELIVERIES) or 0,
+        attempt=_default(num(JobField.ATTEMPT), 1),
+        deliveries=_default(num(JobField.DELIVERIES), 0),
         enqueued_ms=num(JobField.ENQUEUED),
         started_ms=num(JobField.STARTED),
         finished_ms=num(JobField.FINISHED),

@@ -36,10 +36,19 @@ def encode_stats(stats: WorkerStats) -> bytes:
         return [list(h.counts), h.total, h.sum_ms]
 
     doc = {
-        "id": stats.worker_id, "host": stats.host, "pid": stats.pid, "started": stats.started_at,
-        "updated": stats.updated_at, "slots": stats.slots, "busy": stats.busy, "state": stats.state,
-        "rss": stats.rss_bytes, "cpu": stats.cpu_seconds, "reserved": stats.reserved_total,
-        "last_reserve": stats.last_reserve_at, "stale_acks": stats.stale_acks,
+        "id": stats.worker_id,
+        "host": stats.host,
+        "pid": stats.pid,
+        "started": stats.started_at,
+        "updated": stats.updated_at,
+        "slots": stats.slots,
+        "busy": stats.busy,
+        "state": stats.state,
+        "rss": stats.rss_bytes,
+        "cpu": stats.cpu_seconds,
+        "reserved": stats.reserved_total,
+        "last_reserve": stats.last_reserve_at,
+        "stale_acks": stats.stale_acks,
         "tasks": {
             n: [c.succeeded, c.failed, c.retried, c.dead, hist(c.run_ms)] for n, c in stats.tasks.items()
         },
@@ -65,22 +74,40 @@ def decode_stats(raw: bytes) -> WorkerStats | None:
             for n, v in d["tasks"].items()
         }
         return WorkerStats(
-            worker_id=str(d["id"]), host=str(d["host"]), pid=int(d["pid"]), started_at=float(d["started"]),
-            updated_at=float(d["updated"]), slots=int(d["slots"]), busy=int(d["busy"]), state=str(d["state"]),
-            rss_bytes=int(d["rss"]), cpu_seconds=float(d["cpu"]), reserved_total=int(d["reserved"]),
-            last_reserve_at=float(d["last_reserve"]), stale_acks=int(d["stale_acks"]), tasks=tasks,
+            worker_id=str(d["id"]),
+            host=str(d["host"]),
+            pid=int(d["pid"]),
+            started_at=float(d["started"]),
+            updated_at=float(d["updated"]),
+            slots=int(d["slots"]),
+            busy=int(d["busy"]),
+            state=str(d["state"]),
+            rss_bytes=int(d["rss"]),
+            cpu_seconds=float(d["cpu"]),
+            reserved_total=int(d["reserved"]),
+            last_reserve_at=float(d["last_reserve"]),
+            stale_acks=int(d["stale_acks"]),
+            tasks=tasks,
             queue_wait_ms={str(q): _hist(h) for q, h in d["wait"].items()},
         )
-    except (ValueError, TypeError, KeyError, IndexError, msgpack.ExtraData, msgpack.FormatError,
-            msgpack.StackError):
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        msgpack.ExtraData,
+        msgpack.FormatError,
+        msgpack.StackError,
+    ):
         return None
 
 
 class Telemetry:
     """Synchronous telemetry store over a ``redis.Redis``/``RedisCluster`` client (bytes replies)."""
 
-    def __init__(self, client: Any, namespace: str, *, ttl: float = DEFAULT_TTL,
-                 history_length: int = HISTORY_LENGTH) -> None:
+    def __init__(
+        self, client: Any, namespace: str, *, ttl: float = DEFAULT_TTL, history_length: int = HISTORY_LENGTH
+    ) -> None:
         self.client = client
         self.keys: GlobalKeys = global_keys(namespace)
         self.ttl_ms = max(1, int(ttl * 1000))

@@ -125,3 +125,31 @@ def test_embedded_shared_and_persistent(tmp_path: Path, namespace: str) -> None:
         b.close()
     finally:
         stop_server(d)
+
+
+async def test_async_survives_restart(private_redis: RedisProcess, namespace: str) -> None:
+    import asyncio
+
+    from runtime.broker.connection import connect_async
+
+    b = connect_async(settings(private_redis.url, namespace, command_timeout=2.0))
+    await b.enqueue([NewJob("before", "default", b"e")])
+    private_redis.kill()
+    loop = asyncio.get_running_loop()
+    restart = loop.run_in_executor(None, lambda: (threading.Event().wait(0.5), private_redis.start()))
+    await b.enqueue([NewJob("during", "default", b"e")])  # retried with backoff, no exception
+    await restart
+    assert [j.id for j in (await b.reserve(["default"], 5, 1000)).jobs] == ["before", "during"]
+    await b.close()
+
+
+@pytest.mark.cluster
+async def test_async_cluster_url(cluster_urls: list[str], namespace: str) -> None:
+    from runtime.broker.connection import connect_async
+
+    hosts = ",".join(u.split("//")[1].split("/")[0] for u in cluster_urls)
+    b = connect_async(settings(f"redis+cluster://{hosts}", namespace))
+    await b.enqueue([NewJob("a", "q3", b"e"), NewJob("b", "q5", b"e")])
+    got = await b.reserve(["q3", "q5"], 5, 1000)
+    assert sorted(j.id for j in got.jobs) == ["a", "b"]
+    await b.close()

@@ -12,32 +12,41 @@ from runtime.broker.redis import RedisBroker
 from runtime.clock import FakeClock
 
 
+def wait_server_ms(b: RedisBroker, until_ms: int) -> None:
+    while b.server_time_ms() < until_ms:
+        time.sleep(0.005)
+
+
 def test_skewed_worker_clock_fires_nothing_early_or_late(redis_url: str, namespace: str) -> None:
     ahead, behind = FakeClock(time.time() + 600), FakeClock(time.time() - 600)
-    ahead.advance(3600)  # and keep moving it while the test runs
     opts = BrokerOptions(namespace=namespace)
     w_ahead = RedisBroker(redis.Redis.from_url(redis_url), opts, clock=ahead)
     w_behind = RedisBroker(redis.Redis.from_url(redis_url), opts, clock=behind)
-    w_ahead.enqueue([NewJob("delayed", "default", b"e", delay_ms=400)])
     t0 = w_ahead.server_time_ms()
+    w_ahead.enqueue([NewJob("delayed", "default", b"e", delay_ms=1000)])
+    due = w_ahead.job("delayed", ["default"])
 
-    ahead.advance(600)
-    assert w_ahead.reserve(["default"], 1, 10_000).jobs == []  # not early, whatever the clock says
-    assert w_ahead.promote_due("default") == 0
-    time.sleep(0.2)
-    behind.advance(-600)
-    assert w_behind.reserve(["default"], 1, 10_000).jobs == []
-    time.sleep(0.25)
-    got = w_behind.reserve(["default"], 1, 10_000).jobs  # not late either
+    ahead.advance(3600)  # the worker believes an hour passed
+    early = w_ahead.reserve(["default"], 1, 10_000).jobs  # not early, whatever its clock says
+    promoted = w_ahead.promote_due("default")
+    if w_ahead.server_time_ms() < t0 + 900:  # (a 0.9 s stall of this machine would void the check)
+        assert early == [] and promoted == 0
+        assert w_behind.reserve(["default"], 1, 10_000).jobs == []
+    behind.advance(-3600)  # this one believes time went backwards
+    assert due is not None and due.enqueued_ms is not None
+    wait_server_ms(w_behind, due.enqueued_ms + 1000)
+    got = w_behind.reserve(["default"], 1, 10_000).jobs  # not late either: due by server time
     assert [j.id for j in got] == ["delayed"]
-    assert got[0].enqueued_ms >= t0 + 400  # became ready at its due server time
+    assert got[0].enqueued_ms == due.enqueued_ms + 1000  # became ready exactly at its due server time
 
     # the retry delay is server-timed too
     j = got[0]
-    w_ahead.retry("default", j.id, j.token, 300, "boom")
+    retried_at = w_ahead.server_time_ms()
+    w_ahead.retry("default", j.id, j.token, 500, "boom")
     ahead.advance(10_000)
-    assert w_ahead.reserve(["default"], 1, 10_000).jobs == []
-    time.sleep(0.35)
+    if w_ahead.server_time_ms() < retried_at + 400:
+        assert w_ahead.reserve(["default"], 1, 10_000).jobs == []
+    wait_server_ms(w_behind, retried_at + 501)
     assert w_behind.reserve(["default"], 1, 10_000).jobs[0].attempt == 2
     w_ahead.close()
     w_behind.close()

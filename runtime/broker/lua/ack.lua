@@ -2,18 +2,19 @@
 -- KEYS[1] active      ZSET id -> lease deadline
 -- KEYS[2] job prefix  "<ns>:{q}:job:"
 -- ARGV[1] result_ttl_ms  the record expires this long after success
--- ARGV[2..] 3 per job: id, token, result bytes
+-- ARGV[2] ONE msgpack array (raw strings, no bin type), 3 entries per job: id, token, result bytes
 -- Returns: one code per job: 0 OK, 1 STALE (token does not own the job), 2 MISSING (no record).
 -- Repeating an identical ack (same id and token, e.g. after a dropped reply) returns 0 and records
 -- nothing twice.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[1])
-local out = {}
-for i = 2, #ARGV, 3 do
-  local id, tok = ARGV[i], ARGV[i + 1]
+local a = cmsgpack.unpack(ARGV[2])
+local out, zrem = {}, {}
+for i = 1, #a, 3 do
+  local id, tok = a[i], tostring(a[i + 1])
   local jk = KEYS[2] .. id
-  local f = redis.call('HMGET', jk, 'state', 'tok')
+  local f = redis.call('HMGET', jk, 'state', 'tok', 'cxl')
   if not f[1] then
     out[#out + 1] = 2
   elseif f[2] ~= tok then
@@ -23,11 +24,14 @@ for i = 2, #ARGV, 3 do
   elseif f[1] ~= 'running' then
     out[#out + 1] = 1
   else
-    redis.call('HSET', jk, 'state', 'succeeded', 'fin', now, 'res', ARGV[i + 2])
-    redis.call('HDEL', jk, 'cxl')
-    redis.call('ZREM', KEYS[1], id)
+    redis.call('HSET', jk, 'state', 'succeeded', 'fin', now, 'res', a[i + 2])
+    if f[3] then redis.call('HDEL', jk, 'cxl') end
     redis.call('PEXPIRE', jk, ttl)
+    zrem[#zrem + 1] = id
     out[#out + 1] = 0
   end
+end
+for i = 1, #zrem, 200 do
+  redis.call('ZREM', KEYS[1], unpack(zrem, i, math.min(i + 199, #zrem)))
 end
 return out

@@ -7,23 +7,26 @@
 -- ARGV[1] max_length  admission limit on ready + delayed; -1 = none
 -- ARGV[2] idem_ttl_ms lifetime of an idempotency key (the delay is added per job)
 -- ARGV[3] wake_cap    max tokens kept in the wake list
--- ARGV[4..] 5 per job: id, envelope, delay_ms, idempotency key ("" = none), task name
+-- ARGV[4] jobs: ONE msgpack array (raw strings, no bin type: Redis' cmsgpack predates it),
+--         5 entries per job: id, envelope, delay_ms, idempotency key ("" = none), task name.
+--         One blob instead of 5 arguments per job keeps client-side command packing out of the hot path.
 -- Returns: {-1} when the queue is full (nothing written);
 --          else a flat list, 2 per job: id of the job that now exists, 1 created / 0 deduplicated.
 -- An id that already has a record is a no-op (0), so a client retrying after a lost reply
--- cannot create a duplicate.
+-- cannot create a duplicate. Fields 'att' (1), 'tok' and 'dlv' (0) are left to their defaults.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local max_length = tonumber(ARGV[1])
 local idem_ttl = tonumber(ARGV[2])
 local wake_cap = tonumber(ARGV[3])
 local jp, ip = KEYS[4], KEYS[5]
+local a = cmsgpack.unpack(ARGV[4])
 
 -- pass 1: decide, write nothing
 local out, new = {}, {}
 local seen = {}
-for i = 4, #ARGV, 5 do
-  local id, ikey = ARGV[i], ARGV[i + 3]
+for i = 1, #a, 5 do
+  local id, ikey = a[i], a[i + 3]
   local existing = nil
   if redis.call('EXISTS', jp .. id) == 1 or seen[id] then
     existing = id
@@ -57,15 +60,13 @@ end
 -- pass 2: write
 local ready_ids, woke = {}, 0
 for _, i in ipairs(new) do
-  local id, env, delay, ikey, task = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4]
+  local id, env, delay, ikey, task = a[i], a[i + 1], a[i + 2], a[i + 3], a[i + 4]
   local jk = jp .. id
   if delay > 0 then
-    redis.call('HSET', jk, 'env', env, 'state', 'scheduled', 'task', task, 'att', 1, 'dlv', 0, 'tok', 0,
-      'enq', now, 'rdy', now + delay)
+    redis.call('HSET', jk, 'env', env, 'state', 'scheduled', 'task', task, 'enq', now, 'rdy', now + delay)
     redis.call('ZADD', KEYS[2], now + delay, id)
   else
-    redis.call('HSET', jk, 'env', env, 'state', 'queued', 'task', task, 'att', 1, 'dlv', 0, 'tok', 0,
-      'enq', now, 'rdy', now)
+    redis.call('HSET', jk, 'env', env, 'state', 'queued', 'task', task, 'enq', now, 'rdy', now)
     ready_ids[#ready_ids + 1] = id
   end
   if ikey ~= '' then

@@ -22,6 +22,7 @@ local plimit = tonumber(ARGV[3])
 local cancel_ttl = tonumber(ARGV[4])
 local dead_ttl = tonumber(ARGV[5])
 local nq = #KEYS / 6
+local deadline = now + lease
 local out = {0, -1, -1, now}
 local dead_count, leased = 0, 0
 
@@ -64,6 +65,7 @@ for q = 0, nq - 1 do
     end
   end
   local got = 0
+  local zadd = {}
   local budget = 4 * take + 100  -- bounds the pops spent skipping cancelled or garbage ids
   while got < take and budget > 0 do
     local ids = redis.call('LPOP', ready, math.min(take - got, budget))
@@ -71,22 +73,24 @@ for q = 0, nq - 1 do
     budget = budget - #ids
     for _, id in ipairs(ids) do
       local jk = jp .. id
-      local st = redis.call('HGET', jk, 'state')
+      -- one read, one write per job; 'tok'/'dlv' absent = 0, 'att' absent = 1 (enqueue skips them)
+      local f = redis.call('HMGET', jk, 'state', 'env', 'att', 'rdy', 'tok', 'dlv')
+      local st = f[1]
       if st == 'queued' then
-        local tok = redis.call('HINCRBY', jk, 'tok', 1)
-        local dlv = redis.call('HINCRBY', jk, 'dlv', 1)
-        redis.call('HSET', jk, 'state', 'running', 'sta', now)
-        redis.call('HDEL', jk, 'cxl')
-        redis.call('ZADD', active, now + lease, id)
-        local f = redis.call('HMGET', jk, 'env', 'att', 'rdy')
-        out[#out + 1] = q
-        out[#out + 1] = id
-        out[#out + 1] = tok
-        out[#out + 1] = f[1]
-        out[#out + 1] = tonumber(f[2])
-        out[#out + 1] = dlv
-        out[#out + 1] = now + lease
-        out[#out + 1] = tonumber(f[3]) or now
+        local tok = (tonumber(f[5]) or 0) + 1
+        local dlv = (tonumber(f[6]) or 0) + 1
+        redis.call('HSET', jk, 'state', 'running', 'sta', now, 'tok', tok, 'dlv', dlv)
+        zadd[#zadd + 1] = deadline
+        zadd[#zadd + 1] = id
+        local n = #out
+        out[n + 1] = q
+        out[n + 2] = id
+        out[n + 3] = tok
+        out[n + 4] = f[2]
+        out[n + 5] = tonumber(f[3]) or 1
+        out[n + 6] = dlv
+        out[n + 7] = deadline
+        out[n + 8] = tonumber(f[4]) or now
         got = got + 1
       elseif st == 'cancelled' then
         redis.call('PEXPIRE', jk, cancel_ttl)
@@ -98,6 +102,9 @@ for q = 0, nq - 1 do
         dead_count = dead_count + 1
       end
     end
+  end
+  for i = 1, #zadd, 200 do  -- one ZADD per 100 jobs instead of one each
+    redis.call('ZADD', active, unpack(zadd, i, math.min(i + 199, #zadd)))
   end
   if tokens then
     redis.call('HSET', rkey, 'tk', tokens - got, 'ts', now)

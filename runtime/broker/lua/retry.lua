@@ -17,7 +17,7 @@ if f[5] == '1' then
   return 0
 end
 local delay = math.max(0, tonumber(ARGV[2]))
-local att = tonumber(f[3]) + 1
+local att = (tonumber(f[3]) or 1) + 1
 local entry = cjson.encode({t = now, event = 'retry', attempt = att - 1, error = ARGV[3], delay_ms = delay})
 redis.call('HSET', jk, 'state', 'failed', 'att', att, 'err', ARGV[3], 'rdy', now + delay,
   'hist', (f[4] or '') .. entry .. '\n')
