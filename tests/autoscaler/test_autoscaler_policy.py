@@ -45,8 +45,15 @@ def test_utilization_alone_scales_up() -> None:
 
 def test_queue_wait_breach_alone_is_urgent() -> None:
     # a few jobs waiting, but the oldest already waited longer than half the 5 s target
-    m = quiet(T0, ready=3, weighted_ready=3.0, queue_pressure=0.4, oldest_wait_ms=6000.0, recent_wait_p95_ms=6000.0,
-              arrival_rate=20.0)
+    m = quiet(
+        T0,
+        ready=3,
+        weighted_ready=3.0,
+        queue_pressure=0.4,
+        oldest_wait_ms=6000.0,
+        recent_wait_p95_ms=6000.0,
+        arrival_rate=20.0,
+    )
     d = decide(m, config(), AutoscalerState(target=2))
     assert d.action == "up" and "(urgent)" in d.reason and "queue_wait 6000ms>5000ms" in d.reason
 
@@ -130,8 +137,11 @@ def test_down_waits_for_the_down_cooldown_after_any_action() -> None:
 
 
 def test_scale_down_step_caps_each_step() -> None:
-    cfg = config(stability=StabilitySettings(consecutive_signals=2, scale_up_cooldown=60.0, scale_down_cooldown=10.0,
-                                             scale_down_step=1))
+    cfg = config(
+        stability=StabilitySettings(
+            consecutive_signals=2, scale_up_cooldown=60.0, scale_down_cooldown=10.0, scale_down_step=1
+        )
+    )
     idle = ticks(40, quiet, workers=6, busy=1, arrival_rate=2.0)
     ds = run(idle, cfg, current=6)
     assert [d.desired for d in ds if d.action == "down"][:3] == [5, 4, 3]
@@ -147,15 +157,26 @@ def test_scale_up_step_caps_each_step() -> None:
 
 
 def test_never_above_max_workers() -> None:
-    d = run(ticks(3, loaded, ready=10_000, weighted_ready=10_000.0, queue_pressure=999.0), config(max_workers=5))[-1]
+    d = run(
+        ticks(3, loaded, ready=10_000, weighted_ready=10_000.0, queue_pressure=999.0), config(max_workers=5)
+    )[-1]
     assert d.desired == 5
-    held = run(ticks(30, loaded, start=T0 + 100, workers=5, ready=10_000, weighted_ready=10_000.0,
-                     queue_pressure=999.0), config(max_workers=5), state=d.state)
+    held = run(
+        ticks(
+            30, loaded, start=T0 + 100, workers=5, ready=10_000, weighted_ready=10_000.0, queue_pressure=999.0
+        ),
+        config(max_workers=5),
+        state=d.state,
+    )
     assert all(x.desired == 5 for x in held) and "at max_workers 5" in held[-1].reason
 
 
 def test_never_below_min_workers() -> None:
-    ds = run(ticks(200, quiet, workers=3, busy=0, arrival_rate=0.0, throughput=0.0), config(min_workers=2), current=3)
+    ds = run(
+        ticks(200, quiet, workers=3, busy=0, arrival_rate=0.0, throughput=0.0),
+        config(min_workers=2),
+        current=3,
+    )
     assert min(d.desired for d in ds) == 2
 
 
@@ -173,7 +194,9 @@ def test_stale_telemetry_holds() -> None:
 
 # -- adaptive thresholds --------------------------------------------------------------------------
 
-VIOLATED = SlaFigures(p95_latency_ms=9000.0, success_rate=1.0, p95_queue_wait_ms=8000.0, utilization=0.9, jobs=500)
+VIOLATED = SlaFigures(
+    p95_latency_ms=9000.0, success_rate=1.0, p95_queue_wait_ms=8000.0, utilization=0.9, jobs=500
+)
 
 
 def test_thresholds_tighten_while_the_sla_is_violated_and_relax_when_met() -> None:
@@ -215,26 +238,49 @@ counts = st.integers(-5, 10_000)
 def windows(draw: st.DrawFn) -> WindowMetrics:
     workers = draw(st.integers(-2, 64))
     return WindowMetrics(
-        at=T0 + draw(st.floats(0, 1e6)), workers=workers, slots=draw(counts), busy=draw(counts),
-        queue_pressure=draw(finite_or_not), utilization=draw(finite_or_not), task_complexity=draw(finite_or_not),
-        error_rate=draw(finite_or_not), memory_mb=draw(finite_or_not), ready=draw(counts),
-        weighted_ready=draw(finite_or_not), oldest_wait_ms=draw(finite_or_not),
-        recent_wait_p95_ms=draw(finite_or_not), throughput=draw(finite_or_not), arrival_rate=draw(finite_or_not),
-        mean_run_ms=draw(finite_or_not), task_run_ms={"t": draw(finite_or_not)}, task_runs={"t": draw(counts)},
-        sla=SlaFigures(draw(finite_or_not), draw(finite_or_not), draw(finite_or_not), draw(finite_or_not),
-                       draw(counts)),
-        span=draw(finite_or_not), stale=draw(st.booleans()),
+        at=T0 + draw(st.floats(0, 1e6)),
+        workers=workers,
+        slots=draw(counts),
+        busy=draw(counts),
+        queue_pressure=draw(finite_or_not),
+        utilization=draw(finite_or_not),
+        task_complexity=draw(finite_or_not),
+        error_rate=draw(finite_or_not),
+        memory_mb=draw(finite_or_not),
+        ready=draw(counts),
+        weighted_ready=draw(finite_or_not),
+        oldest_wait_ms=draw(finite_or_not),
+        recent_wait_p95_ms=draw(finite_or_not),
+        throughput=draw(finite_or_not),
+        arrival_rate=draw(finite_or_not),
+        mean_run_ms=draw(finite_or_not),
+        task_run_ms={"t": draw(finite_or_not)},
+        task_runs={"t": draw(counts)},
+        sla=SlaFigures(
+            draw(finite_or_not), draw(finite_or_not), draw(finite_or_not), draw(finite_or_not), draw(counts)
+        ),
+        span=draw(finite_or_not),
+        stale=draw(st.booleans()),
     )
 
 
 @settings(max_examples=100, deadline=None)
-@given(seq=st.lists(windows(), min_size=1, max_size=15), lr=st.floats(0.0, 50.0),
-       low=st.integers(0, 5), span=st.integers(0, 20), start=st.integers(0, 40))
+@given(
+    seq=st.lists(windows(), min_size=1, max_size=15),
+    lr=st.floats(0.0, 50.0),
+    low=st.integers(0, 5),
+    span=st.integers(0, 20),
+    start=st.integers(0, 40),
+)
 def test_adversarial_windows_keep_every_output_in_bounds(
     seq: list[WindowMetrics], lr: float, low: int, span: int, start: int
 ) -> None:
-    cfg = config(min_workers=low, max_workers=low + span, adaptive=AdaptiveSettings(enabled=True, learning_rate=lr),
-                 triggers=TriggerSettings(queue_pressure=1.2, worker_utilization=0.85, task_complexity=2.0))
+    cfg = config(
+        min_workers=low,
+        max_workers=low + span,
+        adaptive=AdaptiveSettings(enabled=True, learning_rate=lr),
+        triggers=TriggerSettings(queue_pressure=1.2, worker_utilization=0.85, task_complexity=2.0),
+    )
     state = AutoscalerState(target=start)
     lo, hi = Thresholds.configured(cfg).bounds(cfg)
     for m in sorted(seq, key=lambda w: w.at):
@@ -257,8 +303,18 @@ def test_decide_is_deterministic() -> None:
 
 
 def test_state_from_garbage_is_a_fresh_state() -> None:
-    for junk in (None, 3, "x", [1], {"target": "nine", "thresholds": {"queue_pressure": float("nan")},
-                                      "baselines": {"t": -1, 3: 4}, "streak_direction": 7}):
+    for junk in (
+        None,
+        3,
+        "x",
+        [1],
+        {
+            "target": "nine",
+            "thresholds": {"queue_pressure": float("nan")},
+            "baselines": {"t": -1, 3: 4},
+            "streak_direction": 7,
+        },
+    ):
         s = AutoscalerState.from_dict(junk)
         assert s.target == 0 and s.thresholds is None and s.baselines == {} and s.streak_direction == 0
 
