@@ -13,8 +13,6 @@ import copy
 from collections.abc import Mapping
 from typing import Any, Final
 
-import yaml
-
 from runtime.config.problems import Origin, Path, Problem, format_path, suggest
 from runtime.config.schema import PIPELINE, SchemaSet
 
@@ -59,6 +57,12 @@ class Layer:
         self.origins[path] = origin
 
 
+_BOOLS = {
+    "true": True, "yes": True, "on": True, "1": True,
+    "false": False, "no": False, "off": False, "0": False,
+}  # fmt: skip
+
+
 def coerce(raw: str, schema: Mapping[str, Any]) -> Any:
     """Parse a string from env/flags as a YAML scalar, unless the key only accepts strings."""
     types = schema.get("type", [])
@@ -72,10 +76,15 @@ def coerce(raw: str, schema: Mapping[str, Any]) -> Any:
         return None
     if "string" in types and "number" not in types and "integer" not in types:
         return raw
+    if "boolean" in types and raw.strip().lower() in _BOOLS:
+        return _BOOLS[raw.strip().lower()]
+    # dynaconf's own parser, so values mean what they mean to dynaconf users (TOML scalars, @int, @json...)
+    from dynaconf.utils.parse_conf import boolean_fix, parse_conf_data
+
     try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError:
-        return raw  # validation reports it, naming the variable
+        return parse_conf_data(boolean_fix(raw), tomlfy=True)
+    except Exception:  # dynaconf raises assorted errors on bad casts; validation names the variable
+        return raw
 
 
 def _env_path(name: str, schemas: SchemaSet, current: Mapping[str, Any]) -> Path | None:
