@@ -205,15 +205,18 @@ def autoscaler_controller(settings: Settings, broker: Broker) -> Controller | No
     return build_controller(settings, broker)  # type: ignore[no-any-return, unused-ignore]
 
 
-def start_http(settings: Settings, broker: Broker) -> Callable[[], None] | None:
+def start_http(
+    settings: Settings, broker: Broker, controller: Controller | None = None
+) -> Callable[[], None] | None:
     """Start the HTTP server in a thread when ``http.enabled``; returns its stop function."""
     if not settings.http.enabled:
         return None
     from runtime.http.app import create_app
     from runtime.http.server import start_in_thread
-    from runtime.http.state import HttpState
+    from runtime.http.wiring import runtime_state
 
-    handle = start_in_thread(create_app(HttpState(settings, broker)), settings.http.host, settings.http.port)
+    state = runtime_state(settings, broker, controller)  # type: ignore[arg-type]
+    handle = start_in_thread(create_app(state), settings.http.host, settings.http.port)
     logger.info("HTTP on {}", handle.url)
     return handle.stop
 
@@ -232,9 +235,10 @@ def run_pipeline(settings: Settings, *, burst: bool = False) -> int:
     scheduler = None
     if settings.scheduler.enabled:
         scheduler = Scheduler(settings, broker, cron_job_factory(settings)).start()
+    controller = None if burst else autoscaler_controller(settings, broker)
     stop_http = None
     try:
-        stop_http = start_http(settings, broker)
+        stop_http = start_http(settings, broker, controller)
     except Exception as exc:
         logger.error("HTTP server not started: {!r}", exc)
     supervisor = Supervisor(
@@ -243,7 +247,7 @@ def run_pipeline(settings: Settings, *, burst: bool = False) -> int:
         shutdown_grace=settings.workers.shutdown_grace,
         burst=burst,
         is_drained=lambda: is_drained(broker, settings),
-        controller=None if burst else autoscaler_controller(settings, broker),
+        controller=controller,
         controller_interval=settings.autoscaler.interval,
     )
     supervisor.install_signal_handlers()
