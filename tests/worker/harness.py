@@ -178,7 +178,15 @@ def make_worker(settings: Settings, **kw: Any) -> Worker:
 
 async def run_burst(settings: Settings, timeout: float = 20.0, **kw: Any) -> Worker:
     worker = make_worker(settings, **kw)
-    await asyncio.wait_for(worker.run(burst=True), timeout)
+    task = asyncio.ensure_future(worker.run(burst=True))
+    done, _ = await asyncio.wait([task], timeout=timeout)
+    if not done:
+        for t in asyncio.all_tasks():
+            t.print_stack(limit=3)
+        state = (worker.state, list(worker.running), len(worker._outcomes), len(worker._acks), worker._parked)
+        task.cancel()
+        raise AssertionError(f"burst worker did not finish in {timeout}s: {state}")
+    task.result()
     with contextlib.suppress(Exception):
         await worker.broker.close()  # type: ignore[attr-defined]
     return worker
