@@ -133,14 +133,21 @@ def main() -> None:
     a = ap.parse_args()
     proc, port, version = start_server()
     try:
+        n, r = a.jobs, a.runs
         rows = [
-            ("enqueue one by one", "jobs/s", *median_of(a.runs, lambda: bench_enqueue_one(port, a.jobs // 4))),
-            ("enqueue_many (batches of 1000)", "jobs/s", *median_of(a.runs, lambda: bench_enqueue_many(port, a.jobs))),
-            ("reserve(100) + ack(100), 2 round trips", "us/job",
-             *median_of(a.runs, lambda: bench_reserve_ack(port, a.jobs))),
-            ("ack_and_reserve(100), 1 round trip", "us/job",
-             *median_of(a.runs, lambda: bench_ack_and_reserve(port, a.jobs))),
-        ]  # fmt: skip
+            ("enqueue one by one", "jobs/s", *median_of(r, lambda: bench_enqueue_one(port, n // 4))),
+            ("enqueue_many (batches of 1000)", "jobs/s", *median_of(r, lambda: bench_enqueue_many(port, n))),
+            (
+                "reserve(100) + ack(100), 2 round trips",
+                "us/job",
+                *median_of(r, lambda: bench_reserve_ack(port, n)),
+            ),
+            (
+                "ack_and_reserve(100), 1 round trip",
+                "us/job",
+                *median_of(r, lambda: bench_ack_and_reserve(port, n)),
+            ),
+        ]
     finally:
         proc.terminate()
         proc.wait(10)

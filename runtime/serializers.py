@@ -23,28 +23,23 @@ _SCALARS = (str, int, float, bool, bytes, type(None))
 _SCALAR_TYPES = frozenset(_SCALARS)
 
 
+def _is_flat(value: Any, t: type, max_len: int) -> bool:
+    """True for a short list/tuple/str-keyed dict of scalars: the usual task arguments."""
+    if (t is tuple or t is list) and len(value) <= max_len:
+        return all(type(x) in _SCALAR_TYPES for x in value)
+    if t is dict and len(value) <= max_len:
+        return all(type(k) is str and type(x) in _SCALAR_TYPES for k, x in value.items())
+    return False
+
+
 def check_shape(value: Any, limits: Limits, depth: int = 1) -> None:
     """Raise unless ``value`` nests at most ``max_depth`` deep and no container exceeds the length limit.
 
     ``depth`` is the depth ``value`` itself sits at (the envelope checks its args at depth 2).
     """
     t = type(value)
-    if t in _SCALAR_TYPES:
+    if t in _SCALAR_TYPES or (depth <= limits.max_depth and _is_flat(value, t, limits.max_container_length)):
         return
-    max_len = limits.max_container_length
-    # fast path: a flat list/tuple/str-keyed dict of scalars (the usual task arguments)
-    if (t is tuple or t is list) and len(value) <= max_len:
-        for x in value:
-            if type(x) not in _SCALAR_TYPES:
-                break
-        else:
-            return
-    elif t is dict and len(value) <= max_len:
-        for k, x in value.items():
-            if type(k) is not str or type(x) not in _SCALAR_TYPES:
-                break
-        else:
-            return
     stack: list[tuple[Any, int]] = [(value, depth)]
     while stack:
         v, d = stack.pop()
@@ -52,20 +47,23 @@ def check_shape(value: Any, limits: Limits, depth: int = 1) -> None:
             continue
         if d > limits.max_depth:
             raise SerializationError(f"payload nests deeper than max_depth {limits.max_depth}")
-        if isinstance(v, dict):
-            if len(v) > max_len:
-                raise SerializationError(f"a map holds {len(v)} entries, over max_container_length {max_len}")
-            for k, item in v.items():
-                if type(k) is not str and not isinstance(k, str | int | bytes):
-                    raise SerializationError(f"map keys must be str, int or bytes, not {type(k).__name__}")
-                if type(item) not in _SCALAR_TYPES:
-                    stack.append((item, d + 1))
-        elif isinstance(v, list | tuple):
-            if len(v) > max_len:
-                raise SerializationError(f"a list holds {len(v)} items, over max_container_length {max_len}")
-            stack.extend((item, d + 1) for item in v if type(item) not in _SCALAR_TYPES)
-        else:
-            raise SerializationError(f"cannot serialize {type(v).__name__} (msgpack natives only; no pickle)")
+        stack.extend((item, d + 1) for item in _children(v, limits.max_container_length))
+
+
+def _children(v: Any, max_len: int) -> list[Any]:
+    """The non-scalar items of container ``v`` (after checking its length and key types)."""
+    if isinstance(v, dict):
+        if len(v) > max_len:
+            raise SerializationError(f"a map holds {len(v)} entries, over max_container_length {max_len}")
+        for k in v:
+            if type(k) is not str and not isinstance(k, str | int | bytes):
+                raise SerializationError(f"map keys must be str, int or bytes, not {type(k).__name__}")
+        return [x for x in v.values() if type(x) not in _SCALAR_TYPES]
+    if isinstance(v, list | tuple):
+        if len(v) > max_len:
+            raise SerializationError(f"a list holds {len(v)} items, over max_container_length {max_len}")
+        return [x for x in v if type(x) not in _SCALAR_TYPES]
+    raise SerializationError(f"cannot serialize {type(v).__name__} (msgpack natives only; no pickle)")
 
 
 def pack_checked(value: Any, limits: Limits) -> bytes:
