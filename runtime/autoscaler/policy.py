@@ -134,6 +134,8 @@ def decide(
         return result(action, to, to, f"{action} {prev}->{to}: outside bounds [{low}, {high}]", moved)
     if m.stale:
         return result("hold", prev, prev, "hold: worker telemetry is stale", replace(learned, streak=0))
+    if m.span <= 0:
+        return result("hold", prev, prev, "hold: warming up (rates need two samples)", learned)
 
     a = _analyse(m, config, thresholds, prev, spw, low, high)
     streak = learned.streak + 1 if a.direction != 0 and a.direction == learned.streak_direction else 1
