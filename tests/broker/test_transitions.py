@@ -250,3 +250,29 @@ def test_enqueue_many_spans_queues_in_one_call(broker: RedisBroker) -> None:
     res = broker.enqueue(jobs)
     assert [r.id for r in res] == [j.id for j in jobs]
     assert sum(broker.stats(q).ready for q in QUEUES) == len(jobs)
+
+
+def test_cancel_requested_wins_over_retry_and_recovery(broker: RedisBroker) -> None:
+    a, b = nj(), nj()
+    broker.enqueue([a, b])
+    ja, jb = broker.reserve(["default"], 2, 50).jobs
+    assert broker.cancel("default", a.id) is Code.OK and broker.cancel("default", b.id) is Code.OK
+    assert broker.retry("default", ja.id, ja.token, 0, "failed while cancelling") is Code.OK
+    assert state(broker, a.id) is JobState.CANCELLED and broker.stats("default").scheduled == 0
+    time.sleep(0.1)
+    assert broker.recover_expired("default", 5) == (0, 0)  # the expired lease of b: cancelled, not requeued
+    assert state(broker, b.id) is JobState.CANCELLED
+    assert broker.reserve(["default"], 5, 1000).jobs == []
+    assert broker.finish_cancelled("default", jb.id, jb.token) is Code.STALE
+    assert broker.finish_cancelled("default", "missing", 1) is Code.MISSING
+
+
+def test_release_codes(broker: RedisBroker) -> None:
+    broker.enqueue([nj()])
+    j = broker.reserve(["default"], 1, 10_000).jobs[0]
+    assert broker.release("default", [(j.id, j.token + 1), ("missing", 1), (j.id, j.token)]) == [
+        Code.STALE,
+        Code.MISSING,
+        Code.OK,
+    ]
+    assert broker.release("default", [(j.id, j.token)]) == [Code.STALE]  # already back in the queue
