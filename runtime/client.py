@@ -30,7 +30,7 @@ from runtime.clock import Clock, SystemClock
 from runtime.config.model import Settings
 from runtime.config.units import parse_duration
 from runtime.errors import JobCancelled, JobFailed, ResultTimeout, UnknownTask
-from runtime.job import EnvelopeCodec, encode_job, new_job_id
+from runtime.job import EnvelopeCodec, EnvelopeEncoder, new_job_id, new_job_ids
 
 _OPTIONS = frozenset({"_delay", "_eta", "_queue", "_idempotency_key", "_max_retries", "_timeout", "_job_id"})
 _NO_OPTIONS: Mapping[str, Any] = {}
@@ -49,8 +49,11 @@ class _Builder:
         self.queue_set = frozenset(self.queues)
         self.max_length = {q.name: q.max_length for q in settings.queues if q.max_length is not None}
         self.limits = settings.broker.limits
+        self.encoder = EnvelopeEncoder(self.limits)
 
-    def build(self, task: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> NewJob:
+    def build(
+        self, task: str, args: Sequence[Any], kwargs: Mapping[str, Any], job_id: str | None = None
+    ) -> NewJob:
         spec = self.tasks.get(task)
         if spec is None:
             known = ", ".join(sorted(self.tasks)) or "none"
@@ -65,11 +68,11 @@ class _Builder:
         queue = opts.get("_queue") or spec.queue
         if queue not in self.queue_set:
             raise UnknownTask(f"queue {queue!r} is not declared in the pipeline; nothing was written")
-        job_id = opts.get("_job_id") or new_job_id()
+        job_id = opts.get("_job_id") or job_id or new_job_id()
         timeout = opts.get("_timeout")
-        envelope = encode_job(
+        envelope = self.encoder.encode(
             job_id, task, queue, args, kwargs, opts.get("_max_retries"),
-            parse_duration(timeout) if timeout is not None else None, self.limits,
+            parse_duration(timeout) if timeout is not None else None,
         )  # fmt: skip
         delay = self._delay_ms(opts) if opts else 0
         return NewJob(job_id, queue, envelope, delay, opts.get("_idempotency_key"), task)
@@ -83,11 +86,16 @@ class _Builder:
         at = eta.timestamp() if isinstance(eta, dt.datetime) else float(eta)
         return max(0, round((at - self.clock.time()) * 1000))
 
-    def spec(self, item: JobSpec) -> NewJob:
-        task = item[0]
-        args: Sequence[Any] = item[1] if len(item) > 1 else ()
-        kwargs: Mapping[str, Any] = item[2] if len(item) > 2 else {}
-        return self.build(task, args, kwargs)
+    def many(self, items: Iterable[JobSpec]) -> list[NewJob]:
+        """Build a batch (ids drawn in one go); any bad item refuses the whole batch."""
+        items = list(items)
+        ids = new_job_ids(len(items))
+        out = []
+        for item, job_id in zip(items, ids, strict=True):
+            args: Sequence[Any] = item[1] if len(item) > 1 else ()
+            kwargs: Mapping[str, Any] = item[2] if len(item) > 2 else _NO_OPTIONS
+            out.append(self.build(item[0], args, kwargs, job_id))
+        return out
 
 
 def _outcome(info: JobInfo | None, job_id: str, codec: EnvelopeCodec) -> tuple[bool, Any]:
@@ -168,7 +176,7 @@ class Client:
 
     def enqueue_many(self, items: Iterable[JobSpec]) -> list[Job]:
         """Validate every item first, then enqueue all in one round trip."""
-        jobs = [self.builder.spec(i) for i in items]
+        jobs = self.builder.many(items)
         results = self.broker.enqueue(jobs, max_length=self.builder.max_length)
         return [Job(self, r.id, j.queue) for r, j in zip(results, jobs, strict=True)]
 
@@ -247,7 +255,7 @@ class AsyncClient:
         return AsyncJob(self, res.id, job.queue)
 
     async def enqueue_many(self, items: Iterable[JobSpec]) -> list[AsyncJob]:
-        jobs = [self.builder.spec(i) for i in items]
+        jobs = self.builder.many(items)
         results = await self.broker.enqueue(jobs, max_length=self.builder.max_length)
         return [AsyncJob(self, r.id, j.queue) for r, j in zip(results, jobs, strict=True)]
 

@@ -17,9 +17,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import msgpack
+
 from runtime.config.model import Limits
-from runtime.errors import SerializationError
-from runtime.serializers import check_shape, dumps, loads, pack_checked
+from runtime.errors import PayloadTooLarge, SerializationError
+from runtime.serializers import check_shape, dumps, loads
 
 ENVELOPE_VERSION: Final = 1
 
@@ -27,6 +29,12 @@ ENVELOPE_VERSION: Final = 1
 def new_job_id() -> str:
     """32 hex characters of randomness (128 bits, like uuid4().hex, at a fifth of the cost)."""
     return os.urandom(16).hex()
+
+
+def new_job_ids(n: int) -> list[str]:
+    """``n`` ids from one ``urandom`` call (the batch path of ``enqueue_many``)."""
+    raw = os.urandom(16 * n).hex()
+    return [raw[i : i + 32] for i in range(0, 32 * n, 32)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,21 +60,58 @@ def encode_envelope(env: Envelope, limits: Limits) -> bytes:
     return dumps(env.to_map(), limits)
 
 
-def encode_job(
-    job_id: str, task: str, queue: str, args: Sequence[Any], kwargs: Mapping[str, Any],
-    max_retries: int | None, timeout: float | None, limits: Limits,
-) -> bytes:  # fmt: skip
-    """The client's hot path: an envelope straight from its parts (no intermediate objects).
+_ID_KEY: Final = b"\xa2id"
+_ARGS_KEY: Final = b"\xa4args"
+_KWARGS_KEY: Final = b"\xa6kwargs"
+_EMPTY_MAP: Final = b"\x80"
+_PREFIX_CACHE_MAX: Final = 1024
 
-    Only args and kwargs come from the caller, so only they are walked for depth and lengths.
+
+class EnvelopeEncoder:
+    """The client's hot path: envelopes straight from their parts, equivalent to
+    :func:`encode_envelope` (same map, other key order) at about half the cost.
+
+    The constant part of an envelope (version, task, queue, max_retries, timeout) is packed once per
+    combination and cached; per job only the id and the arguments are packed. Only args and kwargs
+    come from the caller, so only they are walked for depth and lengths.
     """
-    check_shape(args, limits, depth=2)
-    check_shape(kwargs, limits, depth=2)
-    return pack_checked(
-        {"v": ENVELOPE_VERSION, "id": job_id, "task": task, "queue": queue, "args": args, "kwargs": kwargs,
-         "max_retries": max_retries, "timeout": timeout},
-        limits,
-    )  # fmt: skip
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self._pack = msgpack.Packer(use_bin_type=True).pack
+        self._prefixes: dict[tuple[str, str, int | None, float | None], bytes] = {}
+
+    def _prefix(self, task: str, queue: str, max_retries: int | None, timeout: float | None) -> bytes:
+        key = (task, queue, max_retries, timeout)
+        prefix = self._prefixes.get(key)
+        if prefix is None:
+            if len(self._prefixes) >= _PREFIX_CACHE_MAX:
+                self._prefixes.clear()  # bounded: odd per-call timeouts must not grow it forever
+            pairs = ("v", ENVELOPE_VERSION, "task", task, "queue", queue, "max_retries", max_retries,
+                     "timeout", timeout)  # fmt: skip
+            prefix = self._prefixes[key] = b"\x88" + b"".join(self._pack(x) for x in pairs)
+        return prefix
+
+    def encode(
+        self, job_id: str, task: str, queue: str, args: Sequence[Any], kwargs: Mapping[str, Any],
+        max_retries: int | None = None, timeout: float | None = None,
+    ) -> bytes:  # fmt: skip
+        limits = self.limits
+        check_shape(args, limits, depth=2)
+        check_shape(kwargs, limits, depth=2)
+        pack = self._pack
+        try:
+            data = b"".join((
+                self._prefix(task, queue, max_retries, timeout), _ID_KEY, pack(job_id), _ARGS_KEY, pack(args),
+                _KWARGS_KEY, pack(kwargs) if kwargs else _EMPTY_MAP,
+            ))  # fmt: skip
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise SerializationError(f"cannot serialize: {exc}") from exc
+        if len(data) > limits.max_payload_bytes:
+            raise PayloadTooLarge(
+                f"payload is {len(data)} bytes, over max_payload_bytes {limits.max_payload_bytes}"
+            )
+        return data
 
 
 def _field(m: Mapping[str, Any], name: str, kinds: type | tuple[type, ...], optional: bool = False) -> Any:
@@ -80,18 +125,20 @@ def _field(m: Mapping[str, Any], name: str, kinds: type | tuple[type, ...], opti
 
 def decode_envelope(data: bytes, limits: Limits) -> Envelope:
     """Decode and validate untrusted bytes; the error says why they are unusable."""
-    m = loads(data, limits)
+    m = loads(data, limits, check=False)
     if not isinstance(m, dict):
         raise SerializationError("envelope is not a map")
     if m.get("v") != ENVELOPE_VERSION:
         raise SerializationError(f"unsupported envelope version {m.get('v')!r} (this runtime reads v1)")
-    kwargs = _field(m, "kwargs", dict)
-    if not all(isinstance(k, str) for k in kwargs):
+    args, kwargs = _field(m, "args", list), _field(m, "kwargs", dict)
+    if not all(type(k) is str for k in kwargs):
         raise SerializationError("envelope kwargs keys must be strings")
+    check_shape(args, limits, depth=2)
+    check_shape(kwargs, limits, depth=2)
     timeout = _field(m, "timeout", (int, float), optional=True)
     return Envelope(
         id=_field(m, "id", str), task=_field(m, "task", str), queue=_field(m, "queue", str),
-        args=_field(m, "args", list), kwargs=kwargs,
+        args=args, kwargs=kwargs,
         max_retries=_field(m, "max_retries", int, optional=True),
         timeout=float(timeout) if timeout is not None else None,
     )  # fmt: skip

@@ -92,3 +92,25 @@ def test_envelope_round_trip() -> None:
     )
     with pytest.raises(SerializationError, match="not a map"):
         decode_envelope(msgpack.packb([1]), LIMITS)
+
+
+def test_fast_encoder_matches_reference() -> None:
+    from runtime.job import EnvelopeEncoder
+
+    enc = EnvelopeEncoder(LIMITS)
+    cases = [
+        ("i1", "t", "q", [1, "a", None, b"b"], {}, None, None),
+        ("i2", "t", "q", (2.5, [1, {"x": 1}]), {"k": [1], "z": None}, 3, 1.5),
+        ("i3", "t2", "q", [], {"only": "kw"}, 0, None),
+    ]
+    for c in cases:
+        ref = Envelope(c[0], c[1], c[2], list(c[3]), c[4], c[5], c[6])
+        fast = decode_envelope(enc.encode(*c), LIMITS)
+        assert fast == decode_envelope(encode_envelope(ref, LIMITS), LIMITS) == ref
+    with pytest.raises(SerializationError, match="max_depth"):
+        enc.encode("i", "t", "q", [[[[1]]]], {})  # args sit at depth 2
+    with pytest.raises(PayloadTooLarge):
+        enc.encode("i", "t", "q", ["x" * 10_000], {})
+    with pytest.raises(SerializationError):
+        enc.encode("i", "t", "q", [2**70], {})
+    assert decode_envelope(enc.encode("i4", "t", "q", [1], {}), LIMITS).id == "i4"  # packer reset after error
