@@ -276,7 +276,8 @@ def dlq_list(pipeline: str, queue: str, limit: int, as_json: bool) -> None:
         for row in rows:
             ops.echo(f"{row['queue']}: {row['total']} dead")
             for j in row["jobs"]:
-                ops.echo(f"  {j['id']}  {j['task']}  attempt {j['attempt']}  {j['error'] or ''}")
+                last = (j["error"] or "").strip().splitlines()[-1:] or [""]
+                ops.echo(f"  {j['id']}  {j['task']}  attempt {j['attempt']}  {last[0]}")
 
 
 @dlq.command("replay")

@@ -33,6 +33,7 @@ def _env() -> Environment:
     env.filters["clock"] = _clock
     env.filters["num"] = _num
     env.filters["bytes"] = _bytes
+    env.filters["summary"] = _summary
     return env
 
 
@@ -53,6 +54,12 @@ def _num(value: Any, digits: int = 2) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
+
+
+def _summary(error: str | None) -> str:
+    """The last line of an error text (the exception itself, not the traceback above it)."""
+    lines = [line.strip() for line in (error or "").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
 
 
 def _bytes(value: int | None) -> str:
