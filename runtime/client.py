@@ -31,6 +31,7 @@ from runtime.config.model import Settings
 from runtime.config.units import parse_duration
 from runtime.errors import JobCancelled, JobFailed, ResultTimeout, UnknownTask
 from runtime.job import EnvelopeCodec, EnvelopeEncoder, new_job_id, new_job_ids
+from runtime.queues import validate_name
 
 _OPTIONS = frozenset({"_delay", "_eta", "_queue", "_idempotency_key", "_max_retries", "_timeout", "_job_id"})
 _NO_OPTIONS: Mapping[str, Any] = {}
@@ -68,14 +69,19 @@ class _Builder:
         queue = opts.get("_queue") or spec.queue
         if queue not in self.queue_set:
             raise UnknownTask(f"queue {queue!r} is not declared in the pipeline; nothing was written")
-        job_id = opts.get("_job_id") or job_id or new_job_id()
-        timeout = opts.get("_timeout")
+        job_id = validate_name(opts["_job_id"], "job id") if "_job_id" in opts else job_id or new_job_id()
+        ikey = opts.get("_idempotency_key")
+        if ikey is not None and not (isinstance(ikey, str) and 0 < len(ikey) <= 512):
+            raise TypeError("_idempotency_key must be a non-empty string of at most 512 characters")
+        timeout, max_retries = opts.get("_timeout"), opts.get("_max_retries")
+        if max_retries is not None and (type(max_retries) is not int or max_retries < 0):
+            raise TypeError(f"_max_retries must be an int >= 0, not {max_retries!r}")
         envelope = self.encoder.encode(
-            job_id, task, queue, args, kwargs, opts.get("_max_retries"),
+            job_id, task, queue, args, kwargs, max_retries,
             parse_duration(timeout) if timeout is not None else None,
         )  # fmt: skip
         delay = self._delay_ms(opts) if opts else 0
-        return NewJob(job_id, queue, envelope, delay, opts.get("_idempotency_key"), task)
+        return NewJob(job_id, queue, envelope, delay, ikey, task)
 
     def _delay_ms(self, opts: Mapping[str, Any]) -> int:
         if opts.get("_delay") is not None:

@@ -14,6 +14,7 @@ from runtime.broker.base import Completion
 from runtime.client import AsyncClient, Client
 from runtime.config.model import BrokerSettings, Limits, QueueSettings, Settings, TaskSettings
 from runtime.errors import (
+    InvalidName,
     JobCancelled,
     JobFailed,
     PayloadTooLarge,
@@ -80,6 +81,12 @@ def test_options(client: Client) -> None:
     assert eta.status() == "scheduled"
     with pytest.raises(TypeError):
         client.enqueue("add", _dealy="1s")
+    with pytest.raises(InvalidName):
+        client.enqueue("add", _job_id="bad id {with} braces")
+    with pytest.raises(TypeError):
+        client.enqueue("add", _max_retries=-1)
+    with pytest.raises(TypeError):
+        client.enqueue("add", _idempotency_key="")
 
 
 def test_refusals_write_nothing(client: Client) -> None:
