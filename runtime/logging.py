@@ -41,7 +41,7 @@ SECRET_NAME = re.compile(r"API|TOKEN|KEY|SECRET|PASS|AUTH|CREDENTIAL", re.IGNORE
 _URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@", re.I)
 _KEY_VALUE = re.compile(
     r"(?P<key>\b(?:password|passwd|pwd|token|auth_token|secret|api[_-]?key|authorization)\b[\"']?\s*[=:]\s*"
-    r"[\"']?)(?P<value>[^\s\"',;&}]+)",
+    r"[\"']?)(?!(?:Bearer|Basic)\s)(?P<value>[^\s\"',;&}]+)",
     re.IGNORECASE,
 )
 _BEARER = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
@@ -66,8 +66,8 @@ class SecretMasker:
             if secret in text:
                 text = text.replace(secret, MASK)
         text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
-        text = _KEY_VALUE.sub(lambda m: f"{m['key']}{MASK}", text)
-        return _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
+        text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
+        return _KEY_VALUE.sub(lambda m: f"{m['key']}{MASK}", text)
 
     def mask_value(self, value: Any) -> Any:
         """Mask strings inside plain data (dicts, lists); other values pass through."""

@@ -45,9 +45,13 @@ def status_tables(snap: views.Snapshot, masker: SecretMasker) -> Group:
         )
     )
     queues = Table(title="queues")
-    for col in ("queue", "prio", "ready", "scheduled", "running", "dead", "oldest ms", "started/s"):
-        queues.add_column(col, justify="left" if col == "queue" else "right")
-    for q in views.queues(snap):
+    rows = views.queues(snap)
+    # names must stay whole (an operator copies them into the next command); numbers may wrap
+    widest = min(40, max((len(q["queue"]) for q in rows), default=5))
+    queues.add_column("queue", no_wrap=True, min_width=widest)
+    for col in ("prio", "ready", "scheduled", "running", "dead", "oldest ms", "started/s"):
+        queues.add_column(col, justify="right")
+    for q in rows:
         queues.add_row(
             q["queue"],
             str(q["priority"]),
@@ -59,7 +63,8 @@ def status_tables(snap: views.Snapshot, masker: SecretMasker) -> Group:
             _n(q["rate_per_s"], 2),
         )
     workers = Table(title="workers")
-    for col in ("worker", "host", "pid", "state", "busy/slots", "processed", "rss MiB", "heartbeat s"):
+    workers.add_column("worker", no_wrap=True)
+    for col in ("host", "pid", "state", "busy/slots", "processed", "rss MiB", "heartbeat s"):
         workers.add_column(col)
     for w in views.workers(snap):
         workers.add_row(
