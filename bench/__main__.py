@@ -130,10 +130,11 @@ def quick(args: argparse.Namespace, server: BenchRedis) -> int:
     if figures.get("errors"):
         print("quick: errors: " + json.dumps(figures["errors"], indent=1), file=sys.stderr)
     kind = machine_kind()
-    recorded: dict[str, dict[str, float]] = json.loads(BASELINE.read_text()) if BASELINE.exists() else {}
+    baseline = Path(args.baseline)
+    recorded: dict[str, dict[str, float]] = json.loads(baseline.read_text()) if baseline.exists() else {}
     if args.record_baseline:
         recorded[kind] = {k: round(float(figures[k])) for k in QUICK_KEYS if figures.get(k)}
-        BASELINE.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
+        baseline.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
         print(f"quick: recorded baseline for {kind}: {recorded[kind]}")
     if kind not in recorded:
         print(f"quick: no baseline recorded for {kind}; nothing to compare")
@@ -157,6 +158,7 @@ def main() -> int:
     parser.add_argument("--growth-jobs", type=int, default=1_000_000, help="0 skips the growth run")
     parser.add_argument("--jobs", type=int, help="quick mode: jobs per throughput run")
     parser.add_argument("--record-baseline", action="store_true", help="quick mode: store this run")
+    parser.add_argument("--baseline", default=str(BASELINE), help="quick mode: baseline file")
     parser.add_argument("--out", default=str(BENCH_DIR / "RESULTS.md"))
     args = parser.parse_args()
     if args.setup:

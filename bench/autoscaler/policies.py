@@ -21,7 +21,7 @@ from typing import Protocol
 
 from bench.autoscaler.pool import EPOCH, Pool
 from runtime.autoscaler.policy import Decision, decide
-from runtime.autoscaler.signals import QueueSample, Sample, Window
+from runtime.autoscaler.signals import QueueSample, Sample, Window, recent_span
 from runtime.autoscaler.state import AutoscalerState
 from runtime.config.model import AutoscalerSettings
 
@@ -50,7 +50,7 @@ class Tqrun:
     def __init__(self, config: AutoscalerSettings) -> None:
         self.config = config
         self.interval = config.interval
-        self.window = Window(horizon=config.adaptive_thresholds.window, recent=3 * config.interval,
+        self.window = Window(horizon=config.adaptive_thresholds.window, recent=recent_span(config.interval),
                              stale_after=3 * config.interval)
         self.state = AutoscalerState()
         self.decisions: list[Decision] = []
