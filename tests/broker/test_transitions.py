@@ -276,3 +276,17 @@ def test_release_codes(broker: RedisBroker) -> None:
         Code.OK,
     ]
     assert broker.release("default", [(j.id, j.token)]) == [Code.STALE]  # already back in the queue
+
+
+@pytest.mark.cluster
+def test_queues_spread_over_all_masters(cluster_urls: list[str], namespace: str) -> None:
+    import redis
+
+    from runtime.broker.ops import BrokerOptions
+
+    host, port = cluster_urls[0].split("//")[1].split("/")[0].split(":")
+    b = RedisBroker(redis.RedisCluster(host=host, port=int(port)), BrokerOptions(namespace, cluster=True))
+    nodes = {b.client.get_node_from_key(b.ops.keys(q).ready).name for q in QUEUES}
+    assert len(nodes) == 3  # the conformance suite exercises every master
+    assert len(b.ops.reserve_groups(list(QUEUES))) > 1
+    b.close()
