@@ -1,18 +1,21 @@
-"""Fixtures for the HTTP tests: a real broker in a fresh namespace, an ``HttpState`` fed by a
-:class:`http_support.Driver`, and a Starlette test client. (No ``__init__.py`` here: a package named
+"""Fixtures for the HTTP tests: a real broker in a fresh namespace, an ``HttpState`` reading worker
+snapshots from the real telemetry store (published by :class:`http_support.Driver`) and the real
+autoscaler controller's view, and a Starlette test client. (No ``__init__.py`` here: a package named
 ``http`` would shadow the standard library.)"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import replace
 
 import pytest
 from http_support import Driver, make_settings
 from starlette.testclient import TestClient
 
+from runtime.autoscaler.controller import AutoscalerController, snapshot
 from runtime.broker.connection import connect
 from runtime.broker.redis import RedisBroker
+from runtime.broker.telemetry import Telemetry, telemetry_for
 from runtime.config.model import Settings
 from runtime.http.app import create_app
 from runtime.http.state import HttpState
@@ -20,7 +23,8 @@ from runtime.http.state import HttpState
 
 @pytest.fixture
 def settings(redis_url: str, namespace: str) -> Settings:
-    return make_settings(redis_url, namespace)
+    base = make_settings(redis_url, namespace)
+    return replace(base, autoscaler=replace(base.autoscaler, enabled=True, min_workers=1, max_workers=4))
 
 
 @pytest.fixture
@@ -31,19 +35,35 @@ def broker(settings: Settings) -> Iterator[RedisBroker]:
 
 
 @pytest.fixture
-def driver(broker: RedisBroker) -> Driver:
-    return Driver(broker)
+def telemetry(settings: Settings) -> Telemetry:
+    return telemetry_for(settings)
 
 
 @pytest.fixture
-def state(settings: Settings, broker: RedisBroker, driver: Driver) -> HttpState:
-    def autoscaler() -> dict[str, Any]:
-        return {"desired": 2, "current": 2, "signals": {"queue_pressure": 0.5}, "thresholds":
-                {"queue_pressure": 1.2}, "decisions": [{"at": 1.7e9, "action": "hold", "from": 2, "to": 2,
-                                                       "reason": "within thresholds"}]}
+def driver(broker: RedisBroker, telemetry: Telemetry) -> Driver:
+    return Driver(broker, publish=telemetry.publish)
 
-    return HttpState(settings=settings, broker=broker, workers=driver.snapshots, autoscaler=autoscaler,
-                     enqueue=driver.enqueue_request)
+
+@pytest.fixture
+def controller(settings: Settings, broker: RedisBroker, telemetry: Telemetry) -> AutoscalerController:
+    return AutoscalerController(settings, broker, telemetry)
+
+
+@pytest.fixture
+def state(
+    settings: Settings,
+    broker: RedisBroker,
+    driver: Driver,
+    telemetry: Telemetry,
+    controller: AutoscalerController,
+) -> HttpState:
+    return HttpState(
+        settings=settings,
+        broker=broker,
+        workers=telemetry.workers,
+        autoscaler=lambda: snapshot(controller),
+        enqueue=driver.enqueue_request,
+    )
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ publish), so every number the API shows can be checked against what was done.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import msgpack
@@ -33,10 +34,12 @@ def make_settings(redis_url: str, namespace: str, token: str | None = TOKEN, sta
 
 @dataclass
 class Driver:
-    """Plays the worker's part against the real broker: reserve, then ack or dead-letter."""
+    """Plays the worker's part against the real broker: reserve, then ack or dead-letter, and
+    publishes the two recorders' snapshots through ``publish`` (the real telemetry store)."""
 
     broker: RedisBroker
     recorders: list[StatsRecorder] = field(default_factory=list)
+    publish: Callable[[WorkerStats], None] | None = None
 
     def __post_init__(self) -> None:
         if not self.recorders:
@@ -73,6 +76,9 @@ class Driver:
             else:
                 counters.succeeded += 1
                 self.broker.ack([Completion(job.id, job.queue, job.token, b"\xc0", run_ms)], 3_600_000)
+        if self.publish is not None:
+            for snap in self.snapshots():
+                self.publish(snap)
         return len(batch.jobs)
 
     def snapshots(self) -> list[WorkerStats]:

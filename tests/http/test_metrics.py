@@ -6,6 +6,7 @@ from http_support import Driver
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
+from runtime.autoscaler.controller import AutoscalerController
 from runtime.metrics import aggregate, delta, percentile
 from runtime.types import Histogram
 
@@ -18,7 +19,9 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return out
 
 
-def test_metrics_parse_and_counters_sum_over_workers(client: TestClient, driver: Driver) -> None:
+def test_metrics_parse_and_counters_sum_over_workers(
+    client: TestClient, driver: Driver, controller: AutoscalerController
+) -> None:
     driver.enqueue("echo", "default", 30)
     assert driver.work("default", 25) == 25
     driver.enqueue("boom", "high_priority", 4)
@@ -26,6 +29,7 @@ def test_metrics_parse_and_counters_sum_over_workers(client: TestClient, driver:
     per_worker = [r.stats.tasks["echo"].succeeded for r in driver.recorders]
     assert len(per_worker) == 2 and all(n > 0 for n in per_worker)  # both workers contributed
 
+    controller.desired(2)  # one real autoscaler tick over the published snapshots
     r = client.get("/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     got = samples(r.text)
@@ -37,7 +41,9 @@ def test_metrics_parse_and_counters_sum_over_workers(client: TestClient, driver:
     assert got[("tqrun_queue_depth", (("queue", "high_priority"), ("state", "dead")))] == 4
     assert got[("tqrun_workers", (("state", "running"),))] == 2
     assert got[("tqrun_up", ())] == 1
-    assert got[("tqrun_autoscaler_desired_workers", ())] == 2
+    assert got[("tqrun_autoscaler_desired_workers", ())] == controller.target >= 1
+    for signal in ("queue_pressure", "worker_utilization", "task_complexity", "error_rate", "memory_mb"):
+        assert ("tqrun_autoscaler_signal", (("signal", signal),)) in got
     assert got[("tqrun_reserved_total", ())] == 29
     assert 0 < got[("tqrun_redis_rtt_seconds", ())] < 1
     assert ("tqrun_queue_oldest_age_seconds", (("queue", "default"),)) in got
