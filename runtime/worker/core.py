@@ -37,11 +37,13 @@ from runtime.errors import Reject, Retry, TaskTimeout, UnknownTask
 from runtime.executor import ProcessPool, make_call, thread_pool
 from runtime.registry import Registry, TaskSpec
 from runtime.retry import backoff_delay, should_retry
-from runtime.types import WorkerStats
+from runtime.types import Histogram, TaskCounters, WorkerStats
 from runtime.upkeep import run_periodically_async
 from runtime.worker.codec import DecodedJob, JobCodec
 from runtime.worker.leases import LeaseKeeper, Owned
-from runtime.worker.stats import StatsRecorder
+from runtime.worker.stats import StatsRecorder, observe
+
+_TICK = 0.05  # timeout wheel resolution (seconds)
 
 _NOOP_PUBLISH: Callable[[WorkerStats], None] = lambda _s: None  # noqa: E731
 
@@ -52,8 +54,8 @@ class _Running:
 
     reserved: Reserved
     spec: TaskSpec
+    job: DecodedJob
     started: float  # monotonic
-    timer: asyncio.TimerHandle | None = None
     future: asyncio.Future[Any] | None = None
     ctx: TaskContext | None = None
     timed_out: bool = False
@@ -108,6 +110,12 @@ class Worker:
         self._parked = False
         self.completed = 0
         self.state = "starting"
+        # hot-path caches: name -> spec / counters, queue -> wait histogram
+        self._specs: dict[str, TaskSpec] = {}
+        self._counters: dict[str, TaskCounters] = {}
+        self._queue_wait: dict[str, Histogram] = {}
+        self._slot_waiting = False
+        self._wheel: dict[int, list[_Running]] = {}  # timeout slot -> runs due in it
 
     # -- configuration helpers ------------------------------------------------------------
 
@@ -183,7 +191,9 @@ class Worker:
             free = self.slots - len(self.running)
             if free <= 0:
                 self._slot_free.clear()
+                self._slot_waiting = True
                 await self._wait_either(self._slot_free.wait())
+                self._slot_waiting = False
                 continue
             acks, self._acks = self._acks, []
             try:
@@ -205,8 +215,9 @@ class Worker:
             if batch.jobs:
                 self.recorder.stats.reserved_total += len(batch.jobs)
                 self.recorder.stats.last_reserve_at = time.time()
+                now_ms = time.time() * 1000
                 for r in batch.jobs:
-                    self._start(r)
+                    self._start(r, now_ms)
                 continue
             if self._acks:
                 continue
@@ -291,24 +302,29 @@ class Worker:
 
     # -- running --------------------------------------------------------------------------
 
-    def _start(self, r: Reserved) -> None:
+    def _start(self, r: Reserved, now_ms: float) -> None:
         try:
             job = self.codec.decode(r.envelope)
         except Exception as exc:
             self._outcome(self._dead(r, None, f"envelope does not decode: {exc}"))
             return
-        try:
-            spec = self.registry.get(job.task)
-        except UnknownTask as exc:
-            self._outcome(self._dead(r, job.task, str(exc)))
-            return
+        spec = self._specs.get(job.task)
+        if spec is None:
+            try:
+                spec = self._specs[job.task] = self.registry.get(job.task)
+            except UnknownTask as exc:
+                self._outcome(self._dead(r, job.task, str(exc)))
+                return
         loop = self._loop
         assert loop is not None
         timeout = job.timeout or spec.settings.timeout
-        run = _Running(r, spec, time.monotonic())
+        run = _Running(r, spec, job, time.monotonic())
         self.owned[r.id] = (r.queue, r.token)
         self.running[r.id] = run
-        self.recorder.queue_wait(r.queue).observe(max(0.0, time.time() * 1000 - r.enqueued_ms))
+        wait = self._queue_wait.get(r.queue)
+        if wait is None:
+            wait = self._queue_wait[r.queue] = self.recorder.queue_wait(r.queue)
+        observe(wait, now_ms - r.enqueued_ms if now_ms > r.enqueued_ms else 0.0)
         args: Sequence[Any] = job.args
         if spec.wants_context:
             run.ctx = TaskContext(r.id, spec.name, r.queue, r.attempt, time.time() + timeout, r.deliveries)
@@ -322,9 +338,9 @@ class Worker:
             fut.set_exception(exc)
         run.future = fut
         # process tasks: the pool kills the child at ``timeout``; the loop timer is only a backstop
-        backstop = timeout + (1.0 if spec.mode == "process" else 0.0)
-        run.timer = loop.call_at(loop.time() + backstop, self._timeout, run)
-        fut.add_done_callback(functools.partial(self._done, run, job))
+        backstop = timeout + 1.0 if spec.mode == "process" else timeout
+        self._arm(run, loop.time() + backstop)
+        fut.add_done_callback(functools.partial(self._done, run))
 
     def _launch(
         self, spec: TaskSpec, args: Sequence[Any], job: DecodedJob, run: _Running, timeout: float
@@ -344,6 +360,23 @@ class Worker:
         # the pool enforces the hard timeout itself (kills the child); the loop timer is a backstop
         return loop.create_task(self._procs.run(call_spec, timeout))
 
+    def _arm(self, run: _Running, deadline: float) -> None:
+        """Schedule ``run``'s timeout on a timer wheel of ``_TICK`` slots: one loop timer per slot,
+        not one per job (a TimerHandle + heap push + cancel per job is a measurable share of a
+        no-op job's cost). Timeouts fire up to one tick late; finished runs are skipped."""
+        key = int(deadline / _TICK) + 1
+        bucket = self._wheel.get(key)
+        if bucket is None:
+            bucket = self._wheel[key] = []
+            assert self._loop is not None
+            self._loop.call_at(key * _TICK, self._expire, key)
+        bucket.append(run)
+
+    def _expire(self, key: int) -> None:
+        for run in self._wheel.pop(key, ()):
+            if run.future is not None and not run.future.done():
+                self._timeout(run)
+
     def _timeout(self, run: _Running) -> None:
         run.timed_out = True
         if run.ctx is not None:
@@ -351,55 +384,54 @@ class Worker:
         if run.future is not None and not run.future.done():
             run.future.cancel()
 
-    def _done(self, run: _Running, job: DecodedJob, fut: asyncio.Future[Any]) -> None:
+    def _done(self, run: _Running, fut: asyncio.Future[Any]) -> None:
         r = run.reserved
-        if run.timer is not None:
-            run.timer.cancel()
         if self.running.get(r.id) is not run:
             return  # released at shutdown, or reported lost: someone else owns it now
         del self.running[r.id]
-        self.owned.pop(r.id, None)
+        del self.owned[r.id]
         self.completed += 1
-        assert self._slot_free is not None
-        self._slot_free.set()
+        if self._slot_waiting:
+            assert self._slot_free is not None
+            self._slot_free.set()
         elapsed_ms = (time.monotonic() - run.started) * 1000
-        counters = self.recorder.task(run.spec.name)
-        counters.run_ms.observe(elapsed_ms)
+        name = run.spec.name
+        counters = self._counters.get(name)
+        if counters is None:
+            counters = self._counters[name] = self.recorder.task(name)
+        observe(counters.run_ms, elapsed_ms)
         if fut.cancelled():
-            limit = job.timeout or run.spec.settings.timeout
+            limit = run.job.timeout or run.spec.settings.timeout
             exc: BaseException | None = (
                 TaskTimeout(f"task ran past its timeout of {limit:g}s") if run.timed_out else _cancelled()
             )
         else:
             exc = fut.exception()
-        if exc is None:
-            self._succeeded(run, fut.result(), elapsed_ms)
+        if exc is not None:
+            counters.failed += 1
+            self._outcome(self._failed(run, run.job, exc))
             return
-        counters.failed += 1
-        self._outcome(self._failed(run, job, exc))
-
-    def _succeeded(self, run: _Running, value: Any, elapsed_ms: float) -> None:
-        r = run.reserved
         try:
-            result = self.codec.encode_result(value)
-        except Exception as exc:
-            logger.error(
-                "job {} task {}: returned a value that cannot be serialized ({}): {}; dead-lettering",
-                r.id,
-                run.spec.name,
-                type(value).__name__,
-                exc,
-            )
-            self.recorder.task(run.spec.name).failed += 1
-            self._outcome(self._dead(r, run.spec.name, f"result cannot be serialized: {exc}"))
+            result = self.codec.encode_result(fut.result())
+        except Exception as err:
+            self._unserializable(run, fut.result(), err)
             return
-        self.recorder.task(run.spec.name).succeeded += 1
+        counters.succeeded += 1
         self._acks.append(Completion(r.id, r.queue, r.token, result, elapsed_ms))
         if self._debug:
-            logger.debug("succeeded job {} task {} in {:.2f} ms", r.id, run.spec.name, elapsed_ms)
+            logger.debug("succeeded job {} task {} in {:.2f} ms", r.id, name, elapsed_ms)
         if self._parked:
             assert self._acks_ready is not None
             self._acks_ready.set()
+
+    def _unserializable(self, run: _Running, value: Any, exc: Exception) -> None:
+        r = run.reserved
+        logger.error(
+            "job {} task {}: returned a value that cannot be serialized ({}): {}; dead-lettering",
+            r.id, run.spec.name, type(value).__name__, exc,
+        )  # fmt: skip
+        self.recorder.task(run.spec.name).failed += 1
+        self._outcome(self._dead(r, run.spec.name, f"result cannot be serialized: {exc}"))
 
     # -- failures -------------------------------------------------------------------------
 
@@ -512,6 +544,7 @@ class Worker:
         """Finish running jobs within the grace period, then release the rest, then flush acks."""
         grace = self.settings.workers.shutdown_grace
         deadline = time.monotonic() + grace
+        self._slot_waiting = True
         while self.running and time.monotonic() < deadline:
             assert self._slot_free is not None
             self._slot_free.clear()
@@ -521,8 +554,6 @@ class Worker:
         self.running.clear()
         for run in leftovers:
             self.owned.pop(run.reserved.id, None)
-            if run.timer is not None:
-                run.timer.cancel()
             if run.future is not None and not run.future.done():
                 run.future.cancel()
         await self._release(leftovers)

@@ -11,10 +11,18 @@ import copy
 import os
 import socket
 import time
+from bisect import bisect_left
 
 import psutil
 
-from runtime.types import Histogram, TaskCounters, WorkerStats
+from runtime.types import BUCKETS_MS, Histogram, TaskCounters, WorkerStats
+
+
+def observe(hist: Histogram, ms: float) -> None:
+    """``Histogram.observe`` by bisection (the per-job hot path: one C call instead of a loop)."""
+    hist.counts[bisect_left(BUCKETS_MS, ms)] += 1
+    hist.total += 1
+    hist.sum_ms += ms
 
 
 class StatsRecorder:
