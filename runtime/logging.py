@@ -23,6 +23,7 @@ import re
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import unquote
@@ -224,6 +225,17 @@ def configure(
             std_logging.getLogger(name).handlers = []
             std_logging.getLogger(name).propagate = True
     return masker
+
+
+def task_context(job_id: str, task: str, queue: str, attempt: int) -> AbstractContextManager[None]:
+    """Every loguru (and routed stdlib) line logged inside carries the job's fields.
+
+    It sets a context variable: an asyncio task created inside the block inherits it; for a thread
+    pool, submit ``contextvars.copy_context().run`` of the call from inside the block (executors do
+    not copy context on their own). This is how a worker makes the task's own log lines carry
+    ``job_id``, ``task``, ``queue`` and ``attempt`` without the task knowing about tqrun.
+    """
+    return logger.contextualize(job_id=job_id, task=task, queue=queue, attempt=attempt)
 
 
 def task_logger(job_id: str, task: str, queue: str, attempt: int) -> Logger:

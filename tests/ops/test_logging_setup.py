@@ -11,7 +11,15 @@ from loguru import logger
 
 from runtime.config.model import LoggingSettings
 from runtime.events import Event, parse
-from runtime.logging import SecretMasker, configure, log_event, secrets_from_env, secrets_of, task_logger
+from runtime.logging import (
+    SecretMasker,
+    configure,
+    log_event,
+    secrets_from_env,
+    secrets_of,
+    task_context,
+    task_logger,
+)
 
 SECRET = "s3cret-CANARY-pw"
 
@@ -119,3 +127,32 @@ def test_event_names() -> None:
         "cancelled",
     ]
     assert parse("dead_lettered") is Event.DEAD_LETTERED and parse("nope") is None
+
+
+def test_task_context_reaches_the_task_own_lines() -> None:
+    import asyncio
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
+    buf = io.StringIO()
+    configure(LoggingSettings(level="debug", format="json"), sink=buf)
+
+    async def async_task() -> None:
+        logger.info("from an async task")
+
+    def thread_task() -> None:
+        logging.getLogger("user.lib").info("from a thread task via stdlib")
+
+    async def worker() -> None:
+        with task_context("j-9", "resize", "default", 3):
+            job = asyncio.get_running_loop().create_task(async_task())
+            call = contextvars.copy_context().run
+        await job
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(call, thread_task).result()
+        logger.info("worker line outside the job")
+
+    asyncio.run(worker())
+    records = [r for r in map(json.loads, lines(buf)) if r["logger"] != "asyncio"]  # "Using selector"
+    assert [r.get("job_id") for r in records] == ["j-9", "j-9", None]
+    assert all(r.get("attempt") == 3 for r in records[:2]) and records[1]["logger"] == "user.lib"
