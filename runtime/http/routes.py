@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,8 +71,21 @@ class HttpError(Exception):
 
 
 def json_reply(payload: Any, status: int = 200, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
-    body = json.dumps(payload, default=str, allow_nan=False, separators=(",", ":")).encode()
-    return Reply(status, body, JSON, headers)
+    try:
+        text = json.dumps(payload, default=str, allow_nan=False, separators=(",", ":"))
+    except ValueError:  # NaN/inf from a measurement (e.g. a ratio over an empty window): JSON has none
+        text = json.dumps(_finite(payload), default=str, allow_nan=False, separators=(",", ":"))
+    return Reply(status, text.encode(), JSON, headers)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def error_reply(state: HttpState, err: HttpError) -> Reply:
