@@ -58,5 +58,7 @@ async def test_parked_worker_wakes_on_enqueue(abroker: AsyncRedisBroker, broker:
     broker.enqueue(jobs(1))
     assert await asyncio.wait_for(waiter, 3.0)
     latency = time.perf_counter() - t0
-    assert latency < 0.06  # BLPOP wakes at once (cluster across slots: 50 ms polling)
+    # event-driven: far below the 3 s park timeout (typically ~1 ms; cluster across slots polls every 50 ms;
+    # the bound is loose because this machine is shared)
+    assert latency < 0.25
     assert len((await abroker.reserve(queues, 5, 1000)).jobs) == 1

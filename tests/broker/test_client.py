@@ -130,7 +130,7 @@ def test_result_outcomes(client: Client) -> None:
     t0 = time.monotonic()
     with pytest.raises(ResultTimeout):
         waiting.result(timeout=0.2)
-    assert 0.15 < time.monotonic() - t0 < 1.0
+    assert 0.15 < time.monotonic() - t0 < 2.0
     assert client.job(waiting.id) is not None and client.job("missing") is None
 
 

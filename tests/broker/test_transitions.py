@@ -117,11 +117,11 @@ def test_stale_worker_cannot_complete_after_recovery(broker: RedisBroker) -> Non
 def test_retry_goes_to_delayed_then_promotes(broker: RedisBroker) -> None:
     broker.enqueue([nj()])
     j = broker.reserve(["default"], 1, 10_000).jobs[0]
-    assert broker.retry("default", j.id, j.token, 100, "boom") is Code.OK
+    assert broker.retry("default", j.id, j.token, 500, "boom") is Code.OK
     assert state(broker, j.id) is JobState.FAILED
     batch = broker.reserve(["default"], 1, 10_000)
-    assert batch.jobs == [] and batch.next_due_ms is not None and 0 <= batch.next_due_ms <= 100
-    time.sleep(0.15)
+    assert batch.jobs == [] and batch.next_due_ms is not None and 0 < batch.next_due_ms <= 500
+    time.sleep(0.55)
     j2 = broker.reserve(["default"], 1, 10_000).jobs[0]
     assert (j2.id, j2.attempt, j2.token) == (j.id, 2, 2)
     assert broker.retry("default", "missing", 1, 0, "e") is Code.MISSING
@@ -225,22 +225,24 @@ def test_garbage_ids_are_dead_lettered_and_do_not_block(broker: RedisBroker) -> 
 
 
 def test_rate_limit_caps_reservations(make_broker: object) -> None:
-    b = make_broker(rate_limits={"default": 5.0})  # type: ignore[operator]
+    b = make_broker(rate_limits={"default": 2.0})  # type: ignore[operator]
     b.enqueue([nj() for _ in range(20)])
     first = b.reserve(["default"], 20, 10_000)
-    assert len(first.jobs) == 5  # burst = 1 s of tokens
+    assert len(first.jobs) == 2  # burst = 1 s of tokens
     second = b.reserve(["default"], 20, 10_000)
-    assert len(second.jobs) <= 1 and second.rate_limited_ms is not None
-    time.sleep(0.45)
-    assert 1 <= len(b.reserve(["default"], 20, 10_000).jobs) <= 3
+    assert len(second.jobs) <= 1  # at most what refilled since (2/s)
+    if not second.jobs:
+        assert second.rate_limited_ms is not None and 0 < second.rate_limited_ms <= 500
+    time.sleep(0.6)
+    assert 1 <= len(b.reserve(["default"], 20, 10_000).jobs) <= 2
 
 
 def test_delayed_job_reports_next_due(broker: RedisBroker) -> None:
-    broker.enqueue([nj(delay_ms=300)])
+    broker.enqueue([nj(delay_ms=600)])
     batch = broker.reserve(["default"], 1, 1000)
-    assert batch.jobs == [] and batch.next_due_ms is not None and 200 <= batch.next_due_ms <= 300
+    assert batch.jobs == [] and batch.next_due_ms is not None and 0 < batch.next_due_ms <= 600
     assert broker.promote_due("default") == 0
-    time.sleep(0.32)
+    time.sleep(0.65)
     assert broker.promote_due("default") == 1
     assert broker.stats("default").ready == 1
 
