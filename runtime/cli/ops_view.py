@@ -95,6 +95,12 @@ def _clock(ms: Any) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
+def _last_line(value: Any) -> str:
+    """Tracebacks shrink to their last line (the exception); ``--json`` keeps the whole text."""
+    lines = [line for line in str(value).splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
 def job_lines(doc: dict[str, Any]) -> list[str]:
     """The timeline of one job document (``runtime.http.catalog.job``) as text lines."""
     lines = [
@@ -102,16 +108,8 @@ def job_lines(doc: dict[str, Any]) -> list[str]:
         f"state {doc['state']}  attempt {doc['attempt']}  deliveries {doc['deliveries']}",
     ]
     history = doc["history"] or []
-    if not history:
-        for label, key in (
-            ("enqueued", "enqueued_ms"),
-            ("started", "started_ms"),
-            ("finished", "finished_ms"),
-        ):
-            if doc.get(key):
-                history.append({"t": doc[key], "event": label})
     for entry in history:
-        extra = "  ".join(f"{k}={v}" for k, v in entry.items() if k not in ("t", "event"))
+        extra = "  ".join(f"{k}={_last_line(v)}" for k, v in entry.items() if k not in ("t", "event"))
         lines.append(f"  {_clock(entry.get('t'))}  {entry.get('event', '?'):<14} {extra}".rstrip())
     if doc.get("error"):
         lines.append(f"error: {doc['error']}")

@@ -61,8 +61,31 @@ def job(info: JobInfo, masker: SecretMasker) -> dict[str, Any]:
         "error": masker.mask(info.error) if info.error else None,
         "result_bytes": len(info.result) if info.result is not None else None,
         "payload_bytes": len(info.envelope) if info.envelope is not None else None,
-        "history": [_event(e, masker) for e in info.history],
+        "history": timeline(info, masker),
     }
+
+
+def timeline(info: JobInfo, masker: SecretMasker) -> list[dict[str, Any]]:
+    """The broker's recorded events (retries, failures, recoveries, replays: only the unhappy path is
+    stored, to keep the hot path cheap) merged with the happy-path steps derived from the record's
+    timestamps (enqueued, last start, final state), oldest first."""
+    events = [_event(e, masker) for e in info.history]
+    seen = {(e.get("event"), e.get("t")) for e in events}
+    derived: list[tuple[int | None, str]] = [(info.enqueued_ms, "enqueued"), (info.started_ms, "started")]
+    if info.state.value in ("succeeded", "cancelled") or (info.state.value == "dead" and info.finished_ms):
+        derived.append((info.finished_ms, info.state.value))
+    for t, name in derived:
+        recorded = any(e.get("event") == name and e.get("t") == t for e in events)
+        if t and not recorded and (name, t) not in seen:
+            events.append({"t": t, "event": name})
+    return sorted(events, key=lambda e: (float(e.get("t") or 0), _rank(str(e.get("event")))))
+
+
+def _rank(event: str) -> int:
+    return _ORDER.index(event) if event in _ORDER else len(_ORDER)
+
+
+_ORDER = ("enqueued", "started", "failed", "retry", "retried", "recovered", "replayed", "succeeded", "dead")
 
 
 def _event(entry: dict[str, Any], masker: SecretMasker) -> dict[str, Any]:

@@ -121,3 +121,22 @@ def test_flask_blueprint_serves_the_same_api(state: HttpState, driver: Driver) -
     assert web.post("/tq/api/jobs", json={"task": "echo"}).status_code == 401
     r = web.post("/tq/api/jobs", json={"task": "echo"}, headers=auth())
     assert r.status_code == 201 and r.get_json()["task"] == "echo"
+
+
+def test_job_timeline_merges_recorded_and_derived_events(client: TestClient, driver: Driver) -> None:
+    from runtime.broker.base import Completion
+
+    job_id = driver.enqueue("echo", "default", 1)[0]
+    first = driver.broker.reserve(["default"], 1, 30_000).jobs[0]
+    driver.broker.retry("default", job_id, first.token, 0, "ValueError: flaky")
+    driver.broker.promote_due("default")
+    second = driver.broker.reserve(["default"], 1, 30_000).jobs[0]
+    assert second.attempt == 2
+    driver.broker.ack([Completion(job_id, "default", second.token, b"\xc0", 1.0)], 60_000)
+    doc = client.get(f"/api/jobs/{job_id}").json()
+    validate("GET", "/api/jobs/{id}", 200, doc)
+    events = [e["event"] for e in doc["history"]]
+    assert events[0] == "enqueued" and events[-1] == "succeeded" and "started" in events
+    retried = [e for e in doc["history"] if "flaky" in str(e)]
+    assert len(retried) == 1 and events.index(retried[0]["event"]) < events.index("succeeded")
+    assert doc["attempt"] == 2 and doc["state"] == "succeeded"
