@@ -1,7 +1,7 @@
 """``python -m bench.profile``: where a tqrun worker spends its time on no-op jobs (py-spy, sampled).
 
 Fills a private Redis with N no-op jobs through the public client, runs ``tqrun`` (prod.yaml + bench
-tasks, 1 worker process) under ``py-spy record --subprocesses --idle`` for a fixed time, and prints
+tasks, 1 worker process) under ``py-spy record --subprocesses`` (busy samples only) for a fixed time, and prints
 the functions with the most samples (self and inclusive) in the worker process. py-spy comes from
 ``bench/.peers/tools`` (``python -m venv bench/.peers/tools && bench/.peers/tools/bin/pip install
 py-spy``) or PATH. Raw folded stacks are kept in ``bench/out/profile.txt``.
@@ -73,7 +73,7 @@ def main() -> int:
         h.flush()
         h.produce("bulk", args.jobs)
         folded = OUT / "profile.txt"
-        argv = [py_spy(), "record", "--subprocesses", "--idle", "--format", "raw", "--rate", "250",
+        argv = [py_spy(), "record", "--subprocesses", "--format", "raw", "--rate", "250",
                 "--duration", str(args.seconds), "-o", str(folded), "--", *h.worker_argv(1, "throughput")[0]]
         t0 = time.monotonic()
         proc = subprocess.Popen(argv, cwd=PEERS_DIR, env=h.env(), stdout=subprocess.DEVNULL,

@@ -24,6 +24,7 @@ METRICS: list[tuple[str, str, bool]] = [
     ("latency_p50_ms", "idle latency p50 ms", False),
     ("latency_p99_ms", "idle latency p99 ms", False),
     ("cpu_us_process_1", "worker CPU/job us (1 proc)", False),
+    ("redis_cpu_us_process_1", "Redis CPU/job us (1 proc)", False),
     ("rss_idle_mb", "worker RSS idle MB", False),
     ("rss_load_mb", "worker RSS load MB", False),
     ("redis_bytes_per_job", "Redis bytes/queued job", False),

@@ -34,16 +34,21 @@ class Sizes:
 
 
 def _process(h: Harness, n: int, procs: int, mode: str, sizes: Sizes, out: dict[str, Any], tag: str) -> None:
+    cpu0 = h.redis_cpu()
     with h.workers(procs, mode) as group:
         run = h.wait_done(n, group, sizes.deadline)
+        redis_cpu = h.redis_cpu() - cpu0
         time.sleep(0.2)  # let a late duplicate land before counting
     ex = h.executions()
     out[tag] = ex.throughput()
     out[f"{tag}_executed"] = ex.count
     out[f"{tag}_expected"] = n
+    out[f"{tag}_duplicates"] = ex.duplicates
     out["duplicates"] = out.get("duplicates", 0) + ex.duplicates
-    if mode == "throughput":
+    if mode == "throughput" and ex.count:
         out[f"cpu_us_{tag}"] = run.cpu_per_job_us
+        # includes the worker's start-up and idle polling: an upper bound for the per-job cost
+        out[f"redis_cpu_us_{tag}"] = redis_cpu / ex.count * 1e6
     if tag == "process_1":
         out["rss_load_mb"] = run.rss_max_mb
 
