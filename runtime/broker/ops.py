@@ -99,21 +99,22 @@ class Ops:
     def parse_enqueue(
         jobs: Sequence[NewJob], calls: Sequence[Call], replies: Sequence[Any]
     ) -> list[EnqueueResult]:
-        per_queue: dict[str, list[EnqueueResult]] = {}
+        # replies list only the jobs that were NOT created (1-based position within their queue)
+        dedup: dict[str, dict[int, str]] = {}
         for call, reply in zip(calls, replies, strict=True):
-            if reply and reply[0] == -1:
+            if reply[0] == -1:
                 raise QueueFull(
-                    f"queue {call.keys[0]!r} is at max_length {call.args[0]}; nothing was written"
+                    f"queue {_queue_of(call)!r} is at max_length {call.args[0]}; nothing was written"
                 )
-            per_queue[_queue_of(call)] = [
-                EnqueueResult(_s(reply[i]), reply[i + 1] == 1) for i in range(0, len(reply), 2)
-            ]
-        cursors = dict.fromkeys(per_queue, 0)
+            dedup[_queue_of(call)] = {reply[i]: _s(reply[i + 1]) for i in range(1, len(reply), 2)}
+        if not any(dedup.values()):
+            return [EnqueueResult(j.id, True) for j in jobs]
+        positions = dict.fromkeys(dedup, 0)
         out = []
         for j in jobs:
-            i = cursors[j.queue]
-            out.append(per_queue[j.queue][i])
-            cursors[j.queue] = i + 1
+            pos = positions[j.queue] = positions[j.queue] + 1
+            existing = dedup[j.queue].get(pos)
+            out.append(EnqueueResult(j.id, True) if existing is None else EnqueueResult(existing, False))
         return out
 
     # --- reserve ---------------------------------------------------------------------------

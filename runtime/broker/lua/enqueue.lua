@@ -11,7 +11,8 @@
 --         5 entries per job: id, envelope, delay_ms, idempotency key ("" = none), task name.
 --         One blob instead of 5 arguments per job keeps client-side command packing out of the hot path.
 -- Returns: {-1} when the queue is full (nothing written);
---          else a flat list, 2 per job: id of the job that now exists, 1 created / 0 deduplicated.
+--          else {number created, then 2 per job NOT created: its 1-based position in the batch, the id
+--          of the job that already exists}. Created jobs are not echoed back (smaller reply).
 -- An id that already has a record is a no-op (0), so a client retrying after a lost reply
 -- cannot create a duplicate. Fields 'att' (1), 'tok' and 'dlv' (0) are left to their defaults.
 local t = redis.call('TIME')
@@ -23,33 +24,32 @@ local jp, ip = KEYS[4], KEYS[5]
 local a = cmsgpack.unpack(ARGV[4])
 
 -- pass 1: decide, write nothing
-local out, new = {}, {}
-local seen = {}
+local out, new = {0}, {}
+local seen_id, seen_key = {}, {}
 for i = 1, #a, 5 do
   local id, ikey = a[i], a[i + 3]
   local existing = nil
-  if redis.call('EXISTS', jp .. id) == 1 or seen[id] then
+  if seen_id[id] or redis.call('EXISTS', jp .. id) == 1 then
     existing = id
   elseif ikey ~= '' then
     local prior = redis.call('GET', ip .. ikey)
     if prior and redis.call('EXISTS', jp .. prior) == 1 then
       existing = prior
-    elseif seen['idem:' .. ikey] then
-      existing = seen['idem:' .. ikey]
+    elseif seen_key[ikey] then
+      existing = seen_key[ikey]
     end
   end
   if existing then
+    out[#out + 1] = (i + 4) / 5
     out[#out + 1] = existing
-    out[#out + 1] = 0
   else
-    seen[id] = true
-    if ikey ~= '' then seen['idem:' .. ikey] = id end
+    seen_id[id] = true
+    if ikey ~= '' then seen_key[ikey] = id end
     new[#new + 1] = i
-    out[#out + 1] = id
-    out[#out + 1] = 1
   end
 end
 
+out[1] = #new
 if max_length >= 0 and #new > 0 then
   local depth = redis.call('LLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2])
   if depth + #new > max_length then
