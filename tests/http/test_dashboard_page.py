@@ -49,3 +49,30 @@ def test_chart_svg() -> None:
     assert "collecting data" in empty
     svg = str(chart([(0.0, 1.0), (10.0, 3.0), (20.0, None), (30.0, 2.0)], "Throughput", "jobs/s"))
     assert svg.count(",") >= 3 and "<polyline" in svg and "max 3.00, now 2.00" in svg
+
+
+def test_history_rates_and_chart_points() -> None:
+    """Rates are counter deltas between samples; charts get one point per interval."""
+    from runtime.clock import FakeClock
+    from runtime.http.history import History
+    from runtime.metrics import aggregate
+    from runtime.worker.stats import StatsRecorder
+
+    clock = FakeClock()
+    history = History(clock, interval=10.0)
+    rec = [StatsRecorder("a", 4), StatsRecorder("b", 4)]
+    assert history.due()
+    history.add(aggregate([r.snapshot(0, "running") for r in rec], clock.time()), {"default": 50})
+    for i, r in enumerate(rec):
+        r.task("t").succeeded = 10 * (i + 1)  # 30 jobs finished over the next 10 s
+        r.queue_wait("default").observe(40.0)
+    clock.advance(10)
+    assert history.due()
+    now = aggregate([r.snapshot(2, "running") for r in rec], clock.time())
+    history.add(now, {"default": 20})
+    assert history.rate(now, 60.0)["finished"] == 3.0
+    assert history.rate(now, 60.0)["queue:default"] == 0.2
+    (point,) = history.points()
+    assert (point.throughput, point.workers, point.ready) == (3.0, 2, 20)
+    assert point.queue_wait_p95_ms is not None and 25 <= point.queue_wait_p95_ms <= 50
+    assert not history.due()
