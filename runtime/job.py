@@ -98,7 +98,8 @@ class EnvelopeEncoder:
     ) -> bytes:  # fmt: skip
         limits = self.limits
         check_shape(args, limits, depth=2)
-        check_shape(kwargs, limits, depth=2)
+        if kwargs:
+            check_shape(kwargs, limits, depth=2)
         pack = self._pack
         try:
             data = b"".join((
