@@ -211,8 +211,14 @@ class Workers:
 
     def usage(self) -> tuple[float, float]:
         """CPU seconds (user+system) and RSS in MB of every worker process and its descendants."""
+        cpu, rss, _ = self.usage_detail()
+        return cpu, rss
+
+    def usage_detail(self) -> tuple[float, float, float]:
+        """``usage()`` plus the RSS in MB of the largest single process of the tree."""
         cpu = 0.0
         rss = 0.0
+        largest = 0.0
         for root in self._ps:
             try:
                 tree = [root, *root.children(recursive=True)]
@@ -222,10 +228,12 @@ class Workers:
                 try:
                     times = proc.cpu_times()
                     cpu += times.user + times.system
-                    rss += proc.memory_info().rss / 1e6
+                    one = proc.memory_info().rss / 1e6
+                    rss += one
+                    largest = max(largest, one)
                 except psutil.NoSuchProcess:
                     continue
-        return cpu, rss
+        return cpu, rss, largest
 
     def log_tail(self) -> str:
         self._logf.flush()

@@ -1,8 +1,8 @@
 """``python -m bench.profile``: where a tqrun worker spends its time on no-op jobs (py-spy, sampled).
 
 Fills a private Redis with N no-op jobs through the public client, runs ``tqrun`` (prod.yaml + bench
-tasks, 1 worker process) under ``py-spy record --subprocesses`` (busy samples only) for a fixed time, and prints
-the functions with the most samples (self and inclusive) in the worker process. py-spy comes from
+tasks, 1 worker process) under ``py-spy record --subprocesses`` (busy samples only) for a fixed time,
+and prints the functions with the most samples (self and inclusive) in the worker process. py-spy comes from
 ``bench/.peers/tools`` (``python -m venv bench/.peers/tools && bench/.peers/tools/bin/pip install
 py-spy``) or PATH. Raw folded stacks are kept in ``bench/out/profile.txt``.
 """
