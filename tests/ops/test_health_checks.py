@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from runtime import health
 from runtime.broker.base import QueueStats
+from runtime.types import WorkerStats
 from runtime.worker.stats import StatsRecorder
 
 NOW = 1_800_000_000.0
@@ -13,7 +14,7 @@ def queue(ready: int) -> QueueStats:
     return QueueStats("default", ready, 0, 0, 0, 0.0)
 
 
-def worker(updated: float, last_reserve: float = 0.0) -> object:
+def worker(updated: float, last_reserve: float = 0.0) -> WorkerStats:
     stats = StatsRecorder("w", 4).snapshot(0, "running")
     stats.updated_at = updated
     stats.last_reserve_at = last_reserve
@@ -30,8 +31,8 @@ def test_redis_check() -> None:
 
 def test_heartbeats() -> None:
     fresh, stale = worker(NOW - 1), worker(NOW - 100)
-    assert health.heartbeat_check([fresh], NOW, 30).ok  # type: ignore[list-item]
-    assert not health.heartbeat_check([fresh, stale], NOW, 30).ok  # type: ignore[list-item]
+    assert health.heartbeat_check([fresh], NOW, 30).ok
+    assert not health.heartbeat_check([fresh, stale], NOW, 30).ok
     assert health.heartbeat_check([], NOW, 30).degraded
 
 
@@ -42,6 +43,6 @@ def test_progress_rule() -> None:
     assert health.progress_check([queue(5)], [], NOW, 60, NOW - 10).ok  # start-up grace
     busy = worker(NOW, last_reserve=NOW - 5)
     idle = worker(NOW, last_reserve=NOW - 500)
-    assert health.progress_check([queue(5)], [idle, busy], NOW, 60, started).ok  # type: ignore[list-item]
-    stuck = health.progress_check([queue(5)], [idle], NOW, 60, started)  # type: ignore[list-item]
+    assert health.progress_check([queue(5)], [idle, busy], NOW, 60, started).ok
+    stuck = health.progress_check([queue(5)], [idle], NOW, 60, started)
     assert not stuck.ok and "last reserve 500s ago" in stuck.detail
