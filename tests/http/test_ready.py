@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from http_support import Driver, make_settings
+from redis_proc import RedisProcess
 from starlette.testclient import TestClient
 
 from runtime.broker.redis import RedisBroker
@@ -35,16 +36,16 @@ def test_ready_fails_on_stall_and_recovers(redis_url: str, namespace: str, broke
         assert c.get("/ready").status_code == 503
 
 
-def test_health_reports_redis_down(redis_url: str, namespace: str, private_redis: object) -> None:
+def test_health_reports_redis_down(redis_url: str, namespace: str, private_redis: RedisProcess) -> None:
     from runtime.broker.connection import connect
 
-    url = private_redis.url  # type: ignore[attr-defined]
+    url = private_redis.url
     settings = make_settings(url, namespace)
     broker = connect(settings)
     state = HttpState(settings=settings, broker=broker)
     with TestClient(create_app(state)) as c:
         assert c.get("/health").status_code == 200
-        private_redis.kill()  # type: ignore[attr-defined]
+        private_redis.kill()
         r = c.get("/health")
         assert r.status_code == 503 and r.json()["status"] == "fail"
         assert c.get("/ready").status_code == 503
