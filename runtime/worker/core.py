@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import random
 import time
@@ -35,6 +36,7 @@ from runtime.config.model import Settings
 from runtime.context import TaskContext
 from runtime.errors import Reject, Retry, TaskTimeout, UnknownTask
 from runtime.executor import ProcessPool, make_call, thread_pool
+from runtime.logging import JOB_FIELDS
 from runtime.registry import Registry, TaskSpec
 from runtime.retry import backoff_delay, should_retry
 from runtime.types import Histogram, TaskCounters, WorkerStats
@@ -345,20 +347,21 @@ class Worker:
     def _launch(
         self, spec: TaskSpec, args: Sequence[Any], job: DecodedJob, run: _Running, timeout: float
     ) -> asyncio.Future[Any]:
+        """Start the call in a context of its own whose ``JOB_FIELDS`` name the job, so the task's
+        own log lines carry job_id, task, queue and attempt (see ``runtime.logging``)."""
         loop = self._loop
         assert loop is not None
+        r = run.reserved
+        ctx = contextvars.copy_context()
+        ctx.run(JOB_FIELDS.set, {"job_id": r.id, "task": spec.name, "queue": r.queue, "attempt": r.attempt})
         if spec.mode == "async":
-            return loop.create_task(spec.func(*args, **job.kwargs))
+            return loop.create_task(spec.func(*args, **job.kwargs), context=ctx)
         if spec.mode == "thread":
-            call = (
-                functools.partial(spec.func, *args, **job.kwargs)
-                if job.kwargs
-                else functools.partial(spec.func, *args)
-            )
-            return loop.run_in_executor(self._threads, call)
+            call = functools.partial(spec.func, *args, **job.kwargs)
+            return loop.run_in_executor(self._threads, ctx.run, call)
         call_spec = make_call(spec.settings.entry, job.args, job.kwargs, run.ctx)
         # the pool enforces the hard timeout itself (kills the child); the loop timer is a backstop
-        return loop.create_task(self._procs.run(call_spec, timeout))
+        return loop.create_task(self._procs.run(call_spec, timeout), context=ctx)
 
     def _arm(self, run: _Running, deadline: float) -> None:
         """Schedule ``run``'s timeout on a timer wheel of ``_TICK`` slots: one loop timer per slot,

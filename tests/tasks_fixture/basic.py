@@ -123,3 +123,17 @@ def tick(ctx: TaskContext, path: str) -> str:
     with open(path, "a") as f:
         f.write(f"{ctx.job_id} {os.getpid()}\n")
     return ctx.job_id
+
+
+def log_line(text: str) -> str:
+    from loguru import logger
+
+    logger.info("task says {}", text)
+    return text
+
+
+async def alog_line(text: str) -> str:
+    from loguru import logger
+
+    logger.info("task says {}", text)
+    return text

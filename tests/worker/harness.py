@@ -48,6 +48,8 @@ TASKS: dict[str, str] = {
     "cpu_hog": "cpu_hog",
     "loop_hog": "loop_hog",
     "pid": "pid",
+    "log_line": "log_line",
+    "alog_line": "alog_line",
 }
 
 

@@ -155,3 +155,30 @@ async def test_exception_from_del_is_logged_and_harmless(
     finally:
         restore()
     assert sum("leaked from __del__" in line and line.startswith("ERROR") for line in logs) == 3
+
+
+async def test_task_log_lines_carry_job_fields(redis_url: str, namespace: str) -> None:
+    import json
+    import sys
+
+    from loguru import logger
+
+    from runtime.config.model import LoggingSettings
+    from runtime.logging import configure
+
+    lines: list[str] = []
+    s = make_settings(redis_url, namespace)
+    configure(LoggingSettings(level="info", format="json"), sink=lines.append)
+    try:
+        with cleanup(s) as b:
+            ids = {enqueue(b, s, "log_line", "sync"): "sync", enqueue(b, s, "alog_line", "async"): "async"}
+            await run_burst(s)
+    finally:
+        logger.remove()
+        logger.add(sys.stderr)
+    records = [json.loads(line) for line in lines]
+    said = {r["message"]: r for r in records if r["message"].startswith("task says")}
+    for job_id, text in ids.items():
+        r = said[f"task says {text}"]
+        task = "log_line" if text == "sync" else "alog_line"
+        assert (r["job_id"], r["task"], r["queue"], r["attempt"]) == (job_id, task, "default", 1), r
