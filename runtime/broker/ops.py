@@ -50,6 +50,17 @@ class BrokerOptions:
     max_block: float = 5.0  # longest BLPOP park (kept below the socket timeout)
 
 
+ENQUEUE_CHUNK = 1000  # jobs per enqueue script call
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueuePlan:
+    """Script calls of one enqueue, and which jobs (indexes into the batch) each call carries."""
+
+    calls: list[Call]
+    members: list[list[int]]
+
+
 def _s(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
@@ -71,50 +82,56 @@ class Ops:
 
     # --- enqueue ---------------------------------------------------------------------------
 
-    def enqueue(self, jobs: Sequence[NewJob], max_length: dict[str, int] | None) -> list[Call]:
-        """One call per queue (atomic per queue), in first-seen queue order."""
-        by_queue: dict[str, list[Any]] = {}
-        for j in jobs:
-            flat = by_queue.get(j.queue)
-            if flat is None:
-                flat = by_queue[j.queue] = []
-            flat += (j.id, j.envelope, j.delay_ms, j.idempotency_key or "", j.task)
-        calls = []
+    def enqueue(self, jobs: Sequence[NewJob], max_length: dict[str, int] | None) -> EnqueuePlan:
+        """One call per queue and chunk of ``ENQUEUE_CHUNK`` jobs (each atomic), in first-seen queue order.
+
+        Chunking keeps every script O(batch): a million-job ``enqueue_many`` must not block Redis for
+        seconds. All calls still travel in one pipelined round trip.
+        """
+        by_queue: dict[str, list[int]] = {}
+        for i, j in enumerate(jobs):
+            members = by_queue.get(j.queue)
+            if members is None:
+                members = by_queue[j.queue] = []
+            members.append(i)
+        plan = EnqueuePlan([], [])
         limits = max_length or {}
-        for q, flat in by_queue.items():
+        for q, members in by_queue.items():
             k = self.keys(q)
+            keys = (k.ready, k.delayed, k.wake, k.job_prefix, k.idem_prefix)
             limit = limits.get(q)
-            args = (
-                -1 if limit is None else limit,
-                self.opt.idempotency_ttl_ms,
-                self.opt.wake_cap,
-                _blob(flat),
-            )
-            calls.append(
-                Call(self.sc.enqueue, (k.ready, k.delayed, k.wake, k.job_prefix, k.idem_prefix), args)
-            )
-        return calls
+            for start in range(0, len(members), ENQUEUE_CHUNK):
+                chunk = members[start : start + ENQUEUE_CHUNK]
+                flat: list[Any] = []
+                for i in chunk:
+                    j = jobs[i]
+                    flat += (j.id, j.envelope, j.delay_ms, j.idempotency_key or "", j.task)
+                args = (
+                    -1 if limit is None else limit,
+                    self.opt.idempotency_ttl_ms,
+                    self.opt.wake_cap,
+                    _blob(flat),
+                )
+                plan.calls.append(Call(self.sc.enqueue, keys, args))
+                plan.members.append(chunk)
+        return plan
 
     @staticmethod
     def parse_enqueue(
-        jobs: Sequence[NewJob], calls: Sequence[Call], replies: Sequence[Any]
+        jobs: Sequence[NewJob], plan: EnqueuePlan, replies: Sequence[Any]
     ) -> list[EnqueueResult]:
-        # replies list only the jobs that were NOT created (1-based position within their queue)
-        dedup: dict[str, dict[int, str]] = {}
-        for call, reply in zip(calls, replies, strict=True):
+        for call, reply in zip(plan.calls, replies, strict=True):
             if reply[0] == -1:
                 raise QueueFull(
                     f"queue {_queue_of(call)!r} is at max_length {call.args[0]}; nothing was written"
                 )
-            dedup[_queue_of(call)] = {reply[i]: _s(reply[i + 1]) for i in range(1, len(reply), 2)}
-        if not any(dedup.values()):
+        if all(len(r) == 1 for r in replies):  # nothing deduplicated: the common case
             return [EnqueueResult(j.id, True) for j in jobs]
-        positions = dict.fromkeys(dedup, 0)
-        out = []
-        for j in jobs:
-            pos = positions[j.queue] = positions[j.queue] + 1
-            existing = dedup[j.queue].get(pos)
-            out.append(EnqueueResult(j.id, True) if existing is None else EnqueueResult(existing, False))
+        out: list[EnqueueResult] = [EnqueueResult(j.id, True) for j in jobs]
+        for members, reply in zip(plan.members, replies, strict=True):
+            # the reply lists only jobs NOT created: (1-based position in the chunk, existing id)
+            for i in range(1, len(reply), 2):
+                out[members[reply[i] - 1]] = EnqueueResult(_s(reply[i + 1]), False)
         return out
 
     # --- reserve ---------------------------------------------------------------------------

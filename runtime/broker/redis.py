@@ -89,8 +89,8 @@ class RedisBroker:
     ) -> list[EnqueueResult]:
         if not jobs:
             return []
-        calls = self.ops.enqueue(jobs, max_length)
-        return self.ops.parse_enqueue(jobs, calls, run_many(self.client, calls))
+        plan = self.ops.enqueue(jobs, max_length)
+        return self.ops.parse_enqueue(jobs, plan, run_many(self.client, plan.calls))
 
     def reserve(self, queues: Sequence[str], n: int, lease_ms: int) -> ReserveBatch:
         batches = []
@@ -255,8 +255,8 @@ class AsyncRedisBroker:
     ) -> list[EnqueueResult]:
         if not jobs:
             return []
-        calls = self.ops.enqueue(jobs, max_length)
-        return self.ops.parse_enqueue(jobs, calls, await arun_many(self.client, calls))
+        plan = self.ops.enqueue(jobs, max_length)
+        return self.ops.parse_enqueue(jobs, plan, await arun_many(self.client, plan.calls))
 
     async def reserve(self, queues: Sequence[str], n: int, lease_ms: int) -> ReserveBatch:
         batches = []

@@ -22,7 +22,7 @@ def all_calls() -> list[Call]:
     """One call per operation of the builder, as the brokers make them."""
     o = OPS
     return [
-        *o.enqueue([NewJob("a", "default", b"x"), NewJob("b", "low_priority", b"y", 5, "k")], None),
+        *o.enqueue([NewJob("a", "default", b"x"), NewJob("b", "low_priority", b"y", 5, "k")], None).calls,
         o.reserve(["high_priority", "default", "low_priority"], 10, 1000),
         o.reserve(["default"], 1, 1000),
         *o.ack([Completion("a", "default", 1), Completion("b", "low_priority", 2)], 1000),

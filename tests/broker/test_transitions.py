@@ -292,3 +292,17 @@ def test_queues_spread_over_all_masters(cluster_urls: list[str], namespace: str)
     assert len(nodes) == 3  # the conformance suite exercises every master
     assert len(b.ops.reserve_groups(list(QUEUES))) > 1
     b.close()
+
+
+def test_big_batch_is_chunked_and_dedups_across_chunks(broker: RedisBroker) -> None:
+    jobs = [nj() for _ in range(2500)]
+    jobs[10] = nj(key="k")
+    jobs[2400] = nj(key="k")  # same idempotency key, two chunks later
+    jobs[1500] = NewJob(jobs[5].id, "default", b"x")  # same id, another chunk
+    assert len(broker.ops.enqueue(jobs, None).calls) == 3  # chunks of 1000, one round trip
+    res = broker.enqueue(jobs)
+    assert [r.created for r in res].count(False) == 2
+    assert (res[2400].id, res[2400].created) == (jobs[10].id, False)
+    assert (res[1500].id, res[1500].created) == (jobs[5].id, False)
+    assert res[2499].id == jobs[2499].id and res[2499].created
+    assert broker.stats("default").ready == 2498
