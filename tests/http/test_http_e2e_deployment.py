@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import chromium_webdriver as webdriver
 import httpx
 import pytest
-import webdriver
 from prometheus_client.parser import text_string_to_metric_families
 from redis_proc import RedisProcess, free_port
 
