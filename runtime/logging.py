@@ -22,8 +22,8 @@ import logging as std_logging
 import re
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from contextvars import ContextVar
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
@@ -238,15 +238,20 @@ def configure(
     return masker
 
 
-def task_context(job_id: str, task: str, queue: str, attempt: int) -> AbstractContextManager[None]:
+@contextmanager
+def task_context(job_id: str, task: str, queue: str, attempt: int) -> Iterator[None]:
     """Every loguru (and routed stdlib) line logged inside carries the job's fields.
 
-    It sets a context variable: an asyncio task created inside the block inherits it; for a thread
-    pool, submit ``contextvars.copy_context().run`` of the call from inside the block (executors do
-    not copy context on their own). This is how a worker makes the task's own log lines carry
-    ``job_id``, ``task``, ``queue`` and ``attempt`` without the task knowing about tqrun.
+    It sets :data:`JOB_FIELDS` (a context variable the patcher merges into each record): an asyncio
+    task created inside the block inherits it; for a thread pool, submit
+    ``contextvars.copy_context().run`` of the call from inside the block (executors do not copy
+    context on their own). The worker does the same per job with a copied context.
     """
-    return logger.contextualize(job_id=job_id, task=task, queue=queue, attempt=attempt)
+    token = JOB_FIELDS.set({"job_id": job_id, "task": task, "queue": queue, "attempt": attempt})
+    try:
+        yield
+    finally:
+        JOB_FIELDS.reset(token)
 
 
 def task_logger(job_id: str, task: str, queue: str, attempt: int) -> Logger:
