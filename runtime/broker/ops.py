@@ -51,6 +51,7 @@ class BrokerOptions:
 
 
 ENQUEUE_CHUNK = 1000  # jobs per enqueue script call
+ACK_CHUNK = 1000  # completions per ack script call
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,23 +192,32 @@ class Ops:
     # --- token-checked transitions ---------------------------------------------------------
 
     def ack(self, completions: Sequence[Completion], result_ttl_ms: int) -> list[Call]:
+        """One call per queue and chunk of ``ACK_CHUNK`` completions, in first-seen queue order."""
         by_queue: dict[str, list[Any]] = {}
         for c in completions:
             flat = by_queue.get(c.queue)
             if flat is None:
                 flat = by_queue[c.queue] = []
             flat += (c.id, c.token, c.result)
-        return [
-            Call(self.sc.ack, (self.keys(q).active, self.keys(q).job_prefix), (result_ttl_ms, _blob(flat)))
-            for q, flat in by_queue.items()
-        ]
+        calls = []
+        step = 3 * ACK_CHUNK
+        for q, flat in by_queue.items():
+            keys = (self.keys(q).active, self.keys(q).job_prefix)
+            calls += [
+                Call(self.sc.ack, keys, (result_ttl_ms, _blob(flat[i : i + step])))
+                for i in range(0, len(flat), step)
+            ]
+        return calls
 
     @staticmethod
     def parse_ack(
         completions: Sequence[Completion], calls: Sequence[Call], replies: Sequence[Any]
     ) -> list[Code]:
-        per_queue = {_queue_of(c): iter(r) for c, r in zip(calls, replies, strict=True)}
-        return [_CODES[next(per_queue[c.queue])] for c in completions]
+        per_queue: dict[str, list[int]] = {}
+        for c, r in zip(calls, replies, strict=True):
+            per_queue.setdefault(_queue_of(c), []).extend(r)  # chunks of a queue come in order
+        cursors = {q: iter(codes) for q, codes in per_queue.items()}
+        return [_CODES[next(cursors[c.queue])] for c in completions]
 
     def retry(self, queue: str, job_id: str, token: int, delay_ms: int, error: str) -> Call:
         k = self.keys(queue)

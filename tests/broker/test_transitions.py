@@ -306,3 +306,13 @@ def test_big_batch_is_chunked_and_dedups_across_chunks(broker: RedisBroker) -> N
     assert (res[1500].id, res[1500].created) == (jobs[5].id, False)
     assert res[2499].id == jobs[2499].id and res[2499].created
     assert broker.stats("default").ready == 2498
+
+
+def test_big_ack_is_chunked(broker: RedisBroker) -> None:
+    broker.enqueue([nj() for _ in range(1200)] + [nj("q3") for _ in range(5)])
+    jobs = broker.reserve(["default", "q3"], 1205, 10_000).jobs
+    done = [Completion(j.id, j.queue, j.token) for j in reversed(jobs)]
+    done.insert(3, Completion("missing", "default", 1))
+    assert len(broker.ops.ack(done, 1000)) == 3  # default: 2 chunks, q3: 1
+    codes = broker.ack(done, 60_000)
+    assert codes[3] is Code.MISSING and codes.count(Code.OK) == 1205
