@@ -24,60 +24,19 @@ def _n(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
+_SUMMARY = (("succeeded", "succeeded"), ("dead", "dead"), ("retried", "retried"), ("in flight", "busy"),
+            ("workers", "workers"), ("slots", "slots"), ("jobs/s", "throughput_per_s"),
+            ("redis ms", "redis_rtt_ms"))
+
+
 def status_tables(snap: views.Snapshot, masker: SecretMasker) -> Group:
+    """The summary, queues, workers and alerts tables of ``tqrun status``."""
     summary = views.summary(snap)
-    head = Table(title=f"tqrun {masker.mask(summary['pipeline'])}: {summary['status']}", show_header=True)
-    for col in ("succeeded", "dead", "retried", "in flight", "workers", "slots", "jobs/s", "redis ms"):
-        head.add_column(col, justify="right")
-    head.add_row(
-        *(
-            _n(summary[k], 2)
-            for k in (
-                "succeeded",
-                "dead",
-                "retried",
-                "busy",
-                "workers",
-                "slots",
-                "throughput_per_s",
-                "redis_rtt_ms",
-            )
-        )
-    )
-    queues = Table(title="queues")
-    rows = views.queues(snap)
-    # names must stay whole (an operator copies them into the next command); numbers may wrap
-    widest = min(40, max((len(q["queue"]) for q in rows), default=5))
-    queues.add_column("queue", no_wrap=True, min_width=widest)
-    for col in ("prio", "ready", "scheduled", "running", "dead", "oldest ms", "started/s"):
-        queues.add_column(col, justify="right")
-    for q in rows:
-        queues.add_row(
-            q["queue"],
-            str(q["priority"]),
-            str(q["ready"]),
-            str(q["scheduled"]),
-            str(q["running"]),
-            str(q["dead"]),
-            _n(q["oldest_ready_age_ms"], 0),
-            _n(q["rate_per_s"], 2),
-        )
-    workers = Table(title="workers")
-    workers.add_column("worker", no_wrap=True)
-    for col in ("host", "pid", "state", "busy/slots", "processed", "rss MiB", "heartbeat s"):
-        workers.add_column(col)
-    for w in views.workers(snap):
-        workers.add_row(
-            w["worker_id"],
-            w["host"],
-            str(w["pid"]),
-            w["state"],
-            f"{w['busy']}/{w['slots']}",
-            str(w["processed"]),
-            _n(w["rss_bytes"] / 2**20),
-            _n(w["heartbeat_age_s"]),
-        )
-    parts: list[Any] = [head, queues, workers]
+    head = Table(title=f"tqrun {masker.mask(summary['pipeline'])}: {summary['status']}")
+    for label, _ in _SUMMARY:
+        head.add_column(label, justify="right")
+    head.add_row(*(_n(summary[key], 2) for _, key in _SUMMARY))
+    parts: list[Any] = [head, _queues(views.queues(snap)), _workers(views.workers(snap))]
     alerts = views.alerts(snap)
     if alerts:
         table = Table(title="alerts")
@@ -87,6 +46,30 @@ def status_tables(snap: views.Snapshot, masker: SecretMasker) -> Group:
             table.add_row(a["severity"], masker.mask(f"{a['name']}: {a['message']}"))
         parts.append(table)
     return Group(*parts)
+
+
+def _queues(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="queues")
+    # names must stay whole (an operator copies them into the next command); numbers may wrap
+    widest = min(40, max((len(q["queue"]) for q in rows), default=5))
+    table.add_column("queue", no_wrap=True, min_width=widest)
+    for col in ("prio", "ready", "scheduled", "running", "dead", "oldest ms", "started/s"):
+        table.add_column(col, justify="right")
+    for q in rows:
+        counts = (str(q[k]) for k in ("priority", "ready", "scheduled", "running", "dead"))
+        table.add_row(q["queue"], *counts, _n(q["oldest_ready_age_ms"], 0), _n(q["rate_per_s"], 2))
+    return table
+
+
+def _workers(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="workers")
+    table.add_column("worker", no_wrap=True)
+    for col in ("host", "pid", "state", "busy/slots", "processed", "rss MiB", "heartbeat s"):
+        table.add_column(col)
+    for w in rows:
+        table.add_row(w["worker_id"], w["host"], str(w["pid"]), w["state"], f"{w['busy']}/{w['slots']}",
+                      str(w["processed"]), _n(w["rss_bytes"] / 2**20), _n(w["heartbeat_age_s"]))
+    return table
 
 
 def _clock(ms: Any) -> str:
