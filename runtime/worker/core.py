@@ -4,7 +4,7 @@ Hot path, per batch (not per job): one ``ack_and_reserve`` round trip carries th
 that finished since the last call and reserves at most ``free slots + prefetch`` new ones
 (backpressure: nothing is taken that cannot start soon). When nothing is ready the loop parks in
 ``wait_for_work`` (the broker wakes it on enqueue; no polling) and a flusher sends pending acks on
-its own. Per job: one decode, one ``call_at`` timer for the timeout, one task or executor future.
+its own. Per job (:mod:`.runner`): one decode, a timeout-wheel slot, one task or executor future.
 
 Outcomes: success -> batched ack with the encoded result; ``Retry``/exceptions -> broker ``retry``
 with the policy's backoff until ``max`` retries, then ``fail`` (dead-letter) with the error text;
@@ -20,48 +20,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
-import functools
 import random
 import time
-import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from loguru import logger
 
-from runtime.broker.base import AsyncBroker, Broker, Code, Completion, ReserveBatch, Reserved
+from runtime.broker.base import AsyncBroker, Broker, Code, Completion, ReserveBatch
 from runtime.config.model import Settings
-from runtime.context import TaskContext
-from runtime.errors import Reject, Retry, TaskTimeout, UnknownTask
-from runtime.executor import ProcessPool, make_call, thread_pool
-from runtime.logging import JOB_FIELDS
-from runtime.registry import Registry, TaskSpec
-from runtime.retry import backoff_delay, should_retry
-from runtime.types import Histogram, TaskCounters, WorkerStats
+from runtime.registry import Registry
+from runtime.types import WorkerStats
 from runtime.upkeep import run_periodically_async
-from runtime.worker.codec import DecodedJob, JobCodec
-from runtime.worker.leases import LeaseKeeper, Owned
-from runtime.worker.stats import StatsRecorder, observe
+from runtime.worker.codec import JobCodec
+from runtime.worker.leases import LeaseKeeper
+from runtime.worker.outcomes import Outcomes
+from runtime.worker.runner import Runner, Running
+from runtime.worker.stats import StatsRecorder
 
 _TICK = 0.05  # timeout wheel resolution (seconds)
 
 _NOOP_PUBLISH: Callable[[WorkerStats], None] = lambda _s: None  # noqa: E731
-
-
-@dataclass(slots=True, eq=False)
-class _Running:
-    """One job in a slot."""
-
-    reserved: Reserved
-    spec: TaskSpec
-    job: DecodedJob
-    started: float  # monotonic
-    future: asyncio.Future[Any] | None = None
-    ctx: TaskContext | None = None
-    timed_out: bool = False
-    lost: bool = False
 
 
 class Worker:
@@ -93,31 +72,24 @@ class Worker:
         self.publish_stats = publish_stats
         self.stats_interval = stats_interval
         self.recorder = StatsRecorder(worker_id, self.slots)
-        self.owned: Owned = {}
-        self.running: dict[str, _Running] = {}
-        self._acks: list[Completion] = []
-        self._outcomes: set[asyncio.Task[None]] = set()
-        self._threads = thread_pool(self.slots)
-        self._procs = ProcessPool(min(self.slots, 4))
+        self.outcomes = Outcomes(settings, broker, self.recorder, self.lease_ms)
+        self.runner = Runner(settings, registry, codec, self.recorder, self.outcomes, self.slots)
+        self.runner.slot_freed = self._slot_freed
+        self.runner.ack_added = self._ack_added
+        self.runner.outcome_done = self._outcome_done
+        self.running = self.runner.running
         heartbeat = ws.heartbeat_interval or settings.broker.lease / 3
         self.leases = LeaseKeeper(
-            lease_broker, self.owned, self.lease_ms, heartbeat, self._lost, self._cancel
+            lease_broker, self.runner.owned, self.lease_ms, heartbeat, self._lost, self._cancel
         )
-        self._debug = settings.logging.level in ("trace", "debug")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._slot_free: asyncio.Event | None = None
         self._acks_ready: asyncio.Event | None = None
         self._wake: asyncio.Event | None = None  # a retry was scheduled: re-read next_due_ms
         self._parked = False
-        self.completed = 0
         self.state = "starting"
-        # hot-path caches: name -> spec / counters, queue -> wait histogram
-        self._specs: dict[str, TaskSpec] = {}
-        self._counters: dict[str, TaskCounters] = {}
-        self._queue_wait: dict[str, Histogram] = {}
         self._slot_waiting = False
-        self._wheel: dict[int, list[_Running]] = {}  # timeout slot -> runs due in it
 
     # -- configuration helpers ------------------------------------------------------------
 
@@ -147,7 +119,7 @@ class Worker:
 
     async def run(self, *, burst: bool = False) -> int:
         """Serve until stopped; returns the process exit code (0 on a clean drain)."""
-        self._loop = asyncio.get_running_loop()
+        self._loop = self.runner.loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         self._slot_free = asyncio.Event()
         self._acks_ready = asyncio.Event()
@@ -173,8 +145,7 @@ class Worker:
                 t.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             self.leases.stop()
-            self._threads.shutdown(wait=False, cancel_futures=True)
-            self._procs.close()
+            self.runner.close()
             self.state = "stopped"
             with contextlib.suppress(Exception):
                 await self._publish()
@@ -187,7 +158,7 @@ class Worker:
         failing_since: float | None = None
         max_tasks = self.settings.workers.max_tasks_per_child
         while not self._stopping.is_set():
-            if max_tasks and self.completed >= max_tasks:
+            if max_tasks and self.runner.completed >= max_tasks:
                 logger.info("worker reached max_tasks_per_child={}, recycling", max_tasks)
                 return
             free = self.slots - len(self.running)
@@ -197,13 +168,13 @@ class Worker:
                 await self._wait_either(self._slot_free.wait())
                 self._slot_waiting = False
                 continue
-            acks, self._acks = self._acks, []
+            acks, self.runner.acks = self.runner.acks, []
             try:
                 codes, batch = await self.broker.ack_and_reserve(
                     acks, self.result_ttl_ms, self._reserve_order(), free + self.prefetch, self.lease_ms
                 )
             except Exception as exc:
-                self._acks = acks + self._acks  # keep them: the next attempt carries them
+                self.runner.acks = acks + self.runner.acks  # keep them: the next attempt carries them
                 failing_since = failing_since or time.monotonic()
                 self._log_broker_error(exc, failing_since)
                 await self._wait_either(
@@ -219,11 +190,11 @@ class Worker:
                 self.recorder.stats.last_reserve_at = time.time()
                 now_ms = time.time() * 1000
                 for r in batch.jobs:
-                    self._start(r, now_ms)
+                    self.runner.start(r, now_ms)
                 continue
-            if self._acks:
+            if self.runner.acks:
                 continue
-            if burst and not self.running and not self._outcomes and batch.next_due_ms is None:
+            if burst and not self.running and not self.runner.pending and batch.next_due_ms is None:
                 logger.info("burst: queues drained, worker exiting")
                 return
             await self._park(batch)
@@ -244,7 +215,7 @@ class Worker:
                 timeout = min(timeout, max(ms, 1) / 1000)
         self._parked = True
         assert self._acks_ready is not None and self._wake is not None
-        if self._acks:
+        if self.runner.acks:
             self._acks_ready.set()
         try:
             await self._wait_either(self.broker.wait_for_work(self.queues, timeout), wakeable=True)
@@ -281,14 +252,14 @@ class Worker:
         while True:
             await self._acks_ready.wait()
             self._acks_ready.clear()
-            if not self._parked or not self._acks:
+            if not self._parked or not self.runner.acks:
                 continue
-            acks, self._acks = self._acks, []
+            acks, self.runner.acks = self.runner.acks, []
             try:
                 codes = await self.broker.ack(acks, self.result_ttl_ms)
             except Exception as exc:
                 logger.warning("ack of {} jobs failed: {!r}; will retry", len(acks), exc)
-                self._acks = acks + self._acks
+                self.runner.acks = acks + self.runner.acks
                 await asyncio.sleep(0.2)
                 self._acks_ready.set()
                 continue
@@ -304,242 +275,31 @@ class Worker:
 
     # -- running --------------------------------------------------------------------------
 
-    def _start(self, r: Reserved, now_ms: float) -> None:
-        try:
-            job = self.codec.decode(r.envelope)
-        except Exception as exc:
-            self._outcome(self._dead(r, None, f"envelope does not decode: {exc}"))
-            return
-        spec = self._specs.get(job.task)
-        if spec is None:
-            try:
-                spec = self._specs[job.task] = self.registry.get(job.task)
-            except UnknownTask as exc:
-                self._outcome(self._dead(r, job.task, str(exc)))
-                return
-        loop = self._loop
-        assert loop is not None
-        timeout = job.timeout or spec.settings.timeout
-        run = _Running(r, spec, job, time.monotonic())
-        self.owned[r.id] = (r.queue, r.token)
-        self.running[r.id] = run
-        wait = self._queue_wait.get(r.queue)
-        if wait is None:
-            wait = self._queue_wait[r.queue] = self.recorder.queue_wait(r.queue)
-        observe(wait, now_ms - r.enqueued_ms if now_ms > r.enqueued_ms else 0.0)
-        args: Sequence[Any] = job.args
-        if spec.wants_context:
-            run.ctx = TaskContext(r.id, spec.name, r.queue, r.attempt, time.time() + timeout, r.deliveries)
-            args = (run.ctx, *args)
-        if self._debug:
-            logger.debug("started job {} task {} queue {} attempt {}", r.id, spec.name, r.queue, r.attempt)
-        try:
-            fut = self._launch(spec, args, job, run, timeout)
-        except Exception as exc:  # e.g. calling an async task with wrong arguments
-            fut = loop.create_future()
-            fut.set_exception(exc)
-        run.future = fut
-        # process tasks: the pool kills the child at ``timeout``; the loop timer is only a backstop
-        backstop = timeout + 1.0 if spec.mode == "process" else timeout
-        self._arm(run, loop.time() + backstop)
-        fut.add_done_callback(functools.partial(self._done, run))
-
-    def _launch(
-        self, spec: TaskSpec, args: Sequence[Any], job: DecodedJob, run: _Running, timeout: float
-    ) -> asyncio.Future[Any]:
-        """Start the call in a context of its own whose ``JOB_FIELDS`` name the job, so the task's
-        own log lines carry job_id, task, queue and attempt (see ``runtime.logging``)."""
-        loop = self._loop
-        assert loop is not None
-        r = run.reserved
-        ctx = contextvars.copy_context()
-        ctx.run(JOB_FIELDS.set, {"job_id": r.id, "task": spec.name, "queue": r.queue, "attempt": r.attempt})
-        if spec.mode == "async":
-            return loop.create_task(spec.func(*args, **job.kwargs), context=ctx)
-        if spec.mode == "thread":
-            call = functools.partial(spec.func, *args, **job.kwargs)
-            return loop.run_in_executor(self._threads, ctx.run, call)
-        call_spec = make_call(spec.settings.entry, job.args, job.kwargs, run.ctx)
-        # the pool enforces the hard timeout itself (kills the child); the loop timer is a backstop
-        return loop.create_task(self._procs.run(call_spec, timeout), context=ctx)
-
-    def _arm(self, run: _Running, deadline: float) -> None:
-        """Schedule ``run``'s timeout on a timer wheel of ``_TICK`` slots: one loop timer per slot,
-        not one per job (a TimerHandle + heap push + cancel per job is a measurable share of a
-        no-op job's cost). Timeouts fire up to one tick late; finished runs are skipped."""
-        key = int(deadline / _TICK) + 1
-        bucket = self._wheel.get(key)
-        if bucket is None:
-            bucket = self._wheel[key] = []
-            assert self._loop is not None
-            self._loop.call_at(key * _TICK, self._expire, key)
-        bucket.append(run)
-
-    def _expire(self, key: int) -> None:
-        for run in self._wheel.pop(key, ()):
-            if run.future is not None and not run.future.done():
-                self._timeout(run)
-
-    def _timeout(self, run: _Running) -> None:
-        run.timed_out = True
-        if run.ctx is not None:
-            run.ctx.cancel()
-        if run.future is not None and not run.future.done():
-            run.future.cancel()
-
-    def _done(self, run: _Running, fut: asyncio.Future[Any]) -> None:
-        r = run.reserved
-        if self.running.get(r.id) is not run:
-            return  # released at shutdown, or reported lost: someone else owns it now
-        del self.running[r.id]
-        del self.owned[r.id]
-        self.completed += 1
-        if self._slot_waiting:
-            assert self._slot_free is not None
-            self._slot_free.set()
-        elapsed_ms = (time.monotonic() - run.started) * 1000
-        name = run.spec.name
-        counters = self._counters.get(name)
-        if counters is None:
-            counters = self._counters[name] = self.recorder.task(name)
-        observe(counters.run_ms, elapsed_ms)
-        if fut.cancelled():
-            limit = run.job.timeout or run.spec.settings.timeout
-            exc: BaseException | None = (
-                TaskTimeout(f"task ran past its timeout of {limit:g}s") if run.timed_out else _cancelled()
-            )
-        else:
-            exc = fut.exception()
-        if exc is not None:
-            counters.failed += 1
-            self._outcome(self._failed(run, run.job, exc))
-            return
-        try:
-            result = self.codec.encode_result(fut.result())
-        except Exception as err:
-            self._unserializable(run, fut.result(), err)
-            return
-        counters.succeeded += 1
-        self._acks.append(Completion(r.id, r.queue, r.token, result, elapsed_ms))
-        if self._debug:
-            logger.debug("succeeded job {} task {} in {:.2f} ms", r.id, name, elapsed_ms)
-        if self._parked:
-            assert self._acks_ready is not None
-            self._acks_ready.set()
-
-    def _unserializable(self, run: _Running, value: Any, exc: Exception) -> None:
-        r = run.reserved
-        logger.error(
-            "job {} task {}: returned a value that cannot be serialized ({}): {}; dead-lettering",
-            r.id, run.spec.name, type(value).__name__, exc,
-        )  # fmt: skip
-        self.recorder.task(run.spec.name).failed += 1
-        self._outcome(self._dead(r, run.spec.name, f"result cannot be serialized: {exc}"))
-
-    # -- failures -------------------------------------------------------------------------
-
-    def _outcome(self, coro: Any) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        self._outcomes.add(task)
-        task.add_done_callback(self._outcome_done)
-
-    def _outcome_done(self, task: asyncio.Task[None]) -> None:
-        self._outcomes.discard(task)
-        if self._wake is not None:
-            self._wake.set()  # a retry may be due soon, or a burst may be finished
-
-    async def _failed(self, run: _Running, job: DecodedJob, exc: BaseException) -> None:
-        r, spec = run.reserved, run.spec
-        if isinstance(exc, Reject):
-            await self._dead(r, spec.name, f"rejected: {exc.reason}")
-            return
-        policy = spec.settings.retries
-        error = _error_text(exc)
-        if should_retry(r.attempt, policy, job.max_retries):
-            delay = exc.delay if isinstance(exc, Retry) and exc.delay is not None else None
-            if delay is None:
-                delay = backoff_delay(r.attempt, policy)
-            logger.warning(
-                "job {} task {} queue {} attempt {} failed: {}; retry in {:.2f}s",
-                r.id,
-                spec.name,
-                r.queue,
-                r.attempt,
-                error.splitlines()[-1] if error else "",
-                delay,
-            )
-            self.recorder.task(spec.name).retried += 1
-            await self._write(
-                "retry", r, lambda: self.broker.retry(r.queue, r.id, r.token, int(delay * 1000), error)
-            )
-            return
-        await self._dead(r, spec.name, error)
-
-    async def _dead(self, r: Reserved, task: str | None, reason: str) -> None:
-        """Dead-letter a job with ``reason`` (token-checked)."""
-        logger.error(
-            "job {} task {} queue {} attempt {} dead-lettered: {}",
-            r.id,
-            task,
-            r.queue,
-            r.attempt,
-            reason.strip().splitlines()[-1] if reason.strip() else reason,
-        )
-        if task is not None:
-            self.recorder.task(task).dead += 1
-        dl = self.settings.dead_letter
-        await self._write(
-            "fail",
-            r,
-            lambda: self.broker.fail(r.queue, r.id, r.token, reason, int(dl.ttl * 1000), dl.max_length),
-        )
-
-    async def _write(self, what: str, r: Reserved, call: Callable[[], Any]) -> None:
-        """Send one outcome, retrying through broker outages until it lands or the lease is gone."""
-        deadline = time.monotonic() + max(self.lease_ms / 1000, 1.0) * 2
-        delay = 0.05
-        while True:
-            try:
-                code = await call()
-                break
-            except Exception as exc:
-                if time.monotonic() > deadline:
-                    logger.error("{} of job {} abandoned after broker errors: {!r}", what, r.id, exc)
-                    return
-                await asyncio.sleep(delay)
-                delay = min(1.0, delay * 2)
-        if code != Code.OK:
-            self.recorder.stats.stale_acks += 1
-            logger.warning(
-                "{} of job {} (token {}) refused: {}; dropped", what, r.id, r.token, Code(code).name
-            )
-
     # -- lease events (from the heartbeat thread) -------------------------------------------
 
     def _lost(self, job_id: str, token: int) -> None:
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._on_lost, job_id, token)
-
-    def _on_lost(self, job_id: str, token: int) -> None:
-        run = self.running.get(job_id)
-        if run is not None and run.reserved.token == token:
-            run.lost = True
-            if run.ctx is not None:
-                run.ctx.cancel()
+            self._loop.call_soon_threadsafe(self.runner.on_lost, job_id, token)
 
     def _cancel(self, job_id: str) -> None:
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._on_cancel, job_id)
+            self._loop.call_soon_threadsafe(self.runner.on_cancel, job_id)
 
-    def _on_cancel(self, job_id: str) -> None:
-        run = self.running.get(job_id)
-        if run is None:
-            return
-        logger.info("job {} cancellation requested", job_id)
-        if run.ctx is not None:
-            run.ctx.cancel()
-        if run.future is not None and run.spec.mode == "async":
-            run.future.cancel()
+    # -- runner hooks (loop thread) ---------------------------------------------------------
+
+    def _slot_freed(self) -> None:
+        if self._slot_waiting:
+            assert self._slot_free is not None
+            self._slot_free.set()
+
+    def _ack_added(self) -> None:
+        if self._parked:
+            assert self._acks_ready is not None
+            self._acks_ready.set()
+
+    def _outcome_done(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
 
     # -- stop -------------------------------------------------------------------------------
 
@@ -553,16 +313,10 @@ class Worker:
             self._slot_free.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._slot_free.wait(), deadline - time.monotonic())
-        leftovers = list(self.running.values())
-        self.running.clear()
-        for run in leftovers:
-            self.owned.pop(run.reserved.id, None)
-            if run.future is not None and not run.future.done():
-                run.future.cancel()
-        await self._release(leftovers)
+        await self._release(self.runner.take_unfinished())
         await self._flush_final()
 
-    async def _release(self, leftovers: list[_Running]) -> None:
+    async def _release(self, leftovers: list[Running]) -> None:
         by_queue: dict[str, list[tuple[str, int]]] = {}
         for run in leftovers:
             by_queue.setdefault(run.reserved.queue, []).append((run.reserved.id, run.reserved.token))
@@ -577,30 +331,19 @@ class Worker:
                     await asyncio.sleep(0.25)
 
     async def _flush_final(self) -> None:
-        if self._outcomes:
-            await asyncio.gather(*list(self._outcomes), return_exceptions=True)
+        if self.runner.pending:
+            await asyncio.gather(*list(self.runner.pending), return_exceptions=True)
         for attempt in range(20):
-            if not self._acks:
+            if not self.runner.acks:
                 return
-            acks, self._acks = self._acks, []
+            acks, self.runner.acks = self.runner.acks, []
             try:
                 self._check_codes(acks, await self.broker.ack(acks, self.result_ttl_ms))
             except Exception as exc:
-                self._acks = acks + self._acks
+                self.runner.acks = acks + self.runner.acks
                 logger.warning("final ack flush failed ({!r}), attempt {}", exc, attempt + 1)
                 await asyncio.sleep(0.25)
 
     async def _publish(self) -> None:
         snap = self.recorder.snapshot(len(self.running), self.state)
         await asyncio.to_thread(self.publish_stats, snap)
-
-
-def _error_text(exc: BaseException) -> str:
-    if isinstance(exc, Retry):
-        return exc.reason
-    text = "".join(traceback.format_exception(exc)).strip()
-    return text[-4000:]
-
-
-def _cancelled() -> BaseException:
-    return Reject("cancelled while running")

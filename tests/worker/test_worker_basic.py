@@ -182,3 +182,33 @@ async def test_task_log_lines_carry_job_fields(redis_url: str, namespace: str) -
         r = said[f"task says {text}"]
         task = "log_line" if text == "sync" else "alog_line"
         assert (r["job_id"], r["task"], r["queue"], r["attempt"]) == (job_id, task, "default", 1), r
+
+
+async def test_cancel_running_job_and_graceful_stop_releases(redis_url: str, namespace: str) -> None:
+    import asyncio
+    import time
+
+    from runtime.config.model import WorkerSettings
+
+    from .harness import make_worker
+
+    s = make_settings(
+        redis_url, namespace, lease=0.6, workers=WorkerSettings(concurrency=4, shutdown_grace=0.3)
+    )
+    with cleanup(s) as b:
+        victim = enqueue(b, s, "asleep_ms", 5000)
+        stays = enqueue(b, s, "sleep_ms", 3000)
+        w = make_worker(s)
+        run = asyncio.ensure_future(w.run())
+        deadline = time.monotonic() + 5
+        while len(w.running) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert b.cancel("default", victim) == 0
+        while info(b, s, victim).state != JobState.CANCELLED and time.monotonic() < deadline:  # type: ignore[union-attr]
+            await asyncio.sleep(0.05)
+        assert info(b, s, victim).state == JobState.CANCELLED  # type: ignore[union-attr]
+        w.request_stop()
+        await asyncio.wait_for(run, 5)
+        j = info(b, s, stays)
+        assert j is not None and j.state == JobState.QUEUED  # released to the head of its queue
+        assert b.stats("default").ready == 1 and b.stats("default").running == 0

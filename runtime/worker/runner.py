@@ -1,0 +1,272 @@
+"""Running jobs in slots: decode, call, time out, and turn the result into an ack or an outcome.
+
+:class:`Runner` owns the per-job hot path of a worker (see :mod:`runtime.worker.core` for the
+reserve loop around it). Per job: one envelope decode, one task (``async def``) or thread-pool
+future (``def``) or process-pool call (``executor: process``), a slot on a coarse timeout wheel
+(not a timer per job), and on success one :class:`Completion` appended to the ack batch. Failures
+are handed to :class:`~runtime.worker.outcomes.Outcomes` as background tasks.
+
+Mutated only on the event loop thread, except ``owned`` which the lease thread reads by copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from loguru import logger
+
+from runtime.broker.base import Completion, Reserved
+from runtime.config.model import Settings
+from runtime.context import JobCancelledError, TaskContext
+from runtime.errors import Reject, TaskTimeout, UnknownTask
+from runtime.executor import ProcessPool, make_call, thread_pool
+from runtime.logging import JOB_FIELDS
+from runtime.registry import Registry, TaskSpec
+from runtime.types import Histogram, TaskCounters
+from runtime.worker.codec import DecodedJob, JobCodec
+from runtime.worker.leases import Owned
+from runtime.worker.outcomes import Outcomes
+from runtime.worker.stats import StatsRecorder, observe
+
+_TICK = 0.05  # timeout wheel resolution (seconds)
+
+
+def _nothing() -> None:
+    return None
+
+
+@dataclass(slots=True, eq=False)
+class Running:
+    """One job in a slot."""
+
+    reserved: Reserved
+    spec: TaskSpec
+    job: DecodedJob
+    started: float  # monotonic
+    future: asyncio.Future[Any] | None = None
+    ctx: TaskContext | None = None
+    timed_out: bool = False
+    lost: bool = False
+    cancel_requested: bool = False
+
+
+class Runner:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        codec: JobCodec,
+        recorder: StatsRecorder,
+        outcomes: Outcomes,
+        slots: int,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.codec = codec
+        self.recorder = recorder
+        self.outcomes = outcomes
+        self.owned: Owned = {}
+        self.running: dict[str, Running] = {}
+        self.acks: list[Completion] = []
+        self.pending: set[asyncio.Task[None]] = set()  # outcome writes in flight
+        self.completed = 0
+        self.threads = thread_pool(slots)
+        self.procs = ProcessPool(min(slots, 4))
+        self.debug = settings.logging.level in ("trace", "debug")
+        self.loop: asyncio.AbstractEventLoop | None = None
+        #: hooks the reserve loop sets: a slot was freed / an ack is waiting / an outcome landed
+        self.slot_freed: Callable[[], None] = _nothing
+        self.ack_added: Callable[[], None] = _nothing
+        self.outcome_done: Callable[[], None] = _nothing
+        # hot-path caches: name -> spec / counters, queue -> wait histogram
+        self._specs: dict[str, TaskSpec] = {}
+        self._counters: dict[str, TaskCounters] = {}
+        self._queue_wait: dict[str, Histogram] = {}
+        self._wheel: dict[int, list[Running]] = {}  # timeout slot -> runs due in it
+
+    def close(self) -> None:
+        self.threads.shutdown(wait=False, cancel_futures=True)
+        self.procs.close()
+
+    def take_unfinished(self) -> list[Running]:
+        """Forget every running job (graceful stop): their futures are cancelled, leases kept for release."""
+        leftovers = list(self.running.values())
+        self.running.clear()
+        for run in leftovers:
+            self.owned.pop(run.reserved.id, None)
+            if run.future is not None and not run.future.done():
+                run.future.cancel()
+        return leftovers
+
+    def start(self, r: Reserved, now_ms: float) -> None:
+        try:
+            job = self.codec.decode(r.envelope)
+        except Exception as exc:
+            self._outcome(self.outcomes.dead(r, None, f"envelope does not decode: {exc}"))
+            return
+        spec = self._specs.get(job.task)
+        if spec is None:
+            try:
+                spec = self._specs[job.task] = self.registry.get(job.task)
+            except UnknownTask as exc:
+                self._outcome(self.outcomes.dead(r, job.task, str(exc)))
+                return
+        loop = self.loop
+        assert loop is not None
+        timeout = job.timeout or spec.settings.timeout
+        run = Running(r, spec, job, time.monotonic())
+        self.owned[r.id] = (r.queue, r.token)
+        self.running[r.id] = run
+        wait = self._queue_wait.get(r.queue)
+        if wait is None:
+            wait = self._queue_wait[r.queue] = self.recorder.queue_wait(r.queue)
+        observe(wait, now_ms - r.enqueued_ms if now_ms > r.enqueued_ms else 0.0)
+        args: Sequence[Any] = job.args
+        if spec.wants_context:
+            run.ctx = TaskContext(r.id, spec.name, r.queue, r.attempt, time.time() + timeout, r.deliveries)
+            args = (run.ctx, *args)
+        if self.debug:
+            logger.debug("started job {} task {} queue {} attempt {}", r.id, spec.name, r.queue, r.attempt)
+        try:
+            fut = self._launch(spec, args, job, run, timeout)
+        except Exception as exc:  # e.g. calling an async task with wrong arguments
+            fut = loop.create_future()
+            fut.set_exception(exc)
+        run.future = fut
+        # process tasks: the pool kills the child at ``timeout``; the loop timer is only a backstop
+        backstop = timeout + 1.0 if spec.mode == "process" else timeout
+        self._arm(run, loop.time() + backstop)
+        fut.add_done_callback(functools.partial(self._done, run))
+
+    def _launch(
+        self, spec: TaskSpec, args: Sequence[Any], job: DecodedJob, run: Running, timeout: float
+    ) -> asyncio.Future[Any]:
+        """Start the call in a context of its own whose ``JOB_FIELDS`` name the job, so the task's
+        own log lines carry job_id, task, queue and attempt (see ``runtime.logging``)."""
+        loop = self.loop
+        assert loop is not None
+        r = run.reserved
+        ctx = contextvars.copy_context()
+        ctx.run(JOB_FIELDS.set, {"job_id": r.id, "task": spec.name, "queue": r.queue, "attempt": r.attempt})
+        if spec.mode == "async":
+            return loop.create_task(spec.func(*args, **job.kwargs), context=ctx)
+        if spec.mode == "thread":
+            call = functools.partial(spec.func, *args, **job.kwargs)
+            return loop.run_in_executor(self.threads, ctx.run, call)
+        call_spec = make_call(spec.settings.entry, job.args, job.kwargs, run.ctx)
+        # the pool enforces the hard timeout itself (kills the child); the loop timer is a backstop
+        return loop.create_task(self.procs.run(call_spec, timeout), context=ctx)
+
+    def _arm(self, run: Running, deadline: float) -> None:
+        """Schedule ``run``'s timeout on a timer wheel of ``_TICK`` slots: one loop timer per slot,
+        not one per job (a TimerHandle + heap push + cancel per job is a measurable share of a
+        no-op job's cost). Timeouts fire up to one tick late; finished runs are skipped."""
+        key = int(deadline / _TICK) + 1
+        bucket = self._wheel.get(key)
+        if bucket is None:
+            bucket = self._wheel[key] = []
+            assert self.loop is not None
+            self.loop.call_at(key * _TICK, self._expire, key)
+        bucket.append(run)
+
+    def _expire(self, key: int) -> None:
+        for run in self._wheel.pop(key, ()):
+            if run.future is not None and not run.future.done():
+                self._timeout(run)
+
+    def _timeout(self, run: Running) -> None:
+        run.timed_out = True
+        if run.ctx is not None:
+            run.ctx.cancel()
+        if run.future is not None and not run.future.done():
+            run.future.cancel()
+
+    def _done(self, run: Running, fut: asyncio.Future[Any]) -> None:
+        r = run.reserved
+        if self.running.get(r.id) is not run:
+            return  # released at shutdown, or reported lost: someone else owns it now
+        del self.running[r.id]
+        del self.owned[r.id]
+        self.completed += 1
+        self.slot_freed()
+        elapsed_ms = (time.monotonic() - run.started) * 1000
+        name = run.spec.name
+        counters = self._counters.get(name)
+        if counters is None:
+            counters = self._counters[name] = self.recorder.task(name)
+        observe(counters.run_ms, elapsed_ms)
+        if fut.cancelled():
+            limit = run.job.timeout or run.spec.settings.timeout
+            exc: BaseException | None = (
+                TaskTimeout(f"task ran past its timeout of {limit:g}s") if run.timed_out else _cancelled()
+            )
+        else:
+            exc = fut.exception()
+        if exc is not None:
+            counters.failed += 1
+            self._outcome(self._after_failure(run, exc))
+            return
+        try:
+            result = self.codec.encode_result(fut.result())
+        except Exception as err:
+            self._unserializable(run, fut.result(), err)
+            return
+        counters.succeeded += 1
+        self.acks.append(Completion(r.id, r.queue, r.token, result, elapsed_ms))
+        if self.debug:
+            logger.debug("succeeded job {} task {} in {:.2f} ms", r.id, name, elapsed_ms)
+        self.ack_added()
+
+    def _unserializable(self, run: Running, value: Any, exc: Exception) -> None:
+        r = run.reserved
+        logger.error(
+            "job {} task {}: returned a value that cannot be serialized ({}): {}; dead-lettering",
+            r.id, run.spec.name, type(value).__name__, exc,
+        )  # fmt: skip
+        self.recorder.task(run.spec.name).failed += 1
+        self._outcome(self.outcomes.dead(r, run.spec.name, f"result cannot be serialized: {exc}"))
+
+    async def _after_failure(self, run: Running, exc: BaseException) -> None:
+        if run.cancel_requested and isinstance(exc, (asyncio.CancelledError, JobCancelledError, Reject)):
+            await self.outcomes.cancelled(run.reserved, run.spec.name)
+        else:
+            await self.outcomes.failed(run.reserved, run.spec, run.job, exc)
+
+    def _outcome(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self.pending.add(task)
+        task.add_done_callback(self._outcome_done)
+
+    def _outcome_done(self, task: asyncio.Task[None]) -> None:
+        self.pending.discard(task)
+        self.outcome_done()  # a retry may be due soon, or a burst may be finished
+
+    # -- lease events, delivered on the loop thread ------------------------------------------
+
+    def on_lost(self, job_id: str, token: int) -> None:
+        run = self.running.get(job_id)
+        if run is not None and run.reserved.token == token:
+            run.lost = True
+            if run.ctx is not None:
+                run.ctx.cancel()
+
+    def on_cancel(self, job_id: str) -> None:
+        run = self.running.get(job_id)
+        if run is None:
+            return
+        logger.info("job {} cancellation requested", job_id)
+        run.cancel_requested = True
+        if run.ctx is not None:
+            run.ctx.cancel()
+        if run.future is not None and run.spec.mode == "async":
+            run.future.cancel()
+
+
+def _cancelled() -> BaseException:
+    return Reject("cancelled while running")
