@@ -52,6 +52,7 @@ class BrokerOptions:
 
 ENQUEUE_CHUNK = 1000  # jobs per enqueue script call
 ACK_CHUNK = 1000  # completions per ack script call
+RESERVE_MAX = 1000  # jobs leased per reserve script call
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +160,14 @@ class Ops:
 
     def reserve(self, queues: Sequence[str], n: int, lease_ms: int) -> Call:
         keys: list[str] = []
-        args: list[Any] = [n, lease_ms, self.opt.promote_limit, self.opt.result_ttl_ms, self.opt.dead_ttl_ms]
+        # bounded script: a caller asking for more gets at most RESERVE_MAX per call
+        args: list[Any] = [
+            min(n, RESERVE_MAX),
+            lease_ms,
+            self.opt.promote_limit,
+            self.opt.result_ttl_ms,
+            self.opt.dead_ttl_ms,
+        ]
         for q in queues:
             k = self.keys(q)
             keys += (k.ready, k.active, k.delayed, k.dead, k.rate, k.job_prefix)

@@ -31,7 +31,7 @@ from runtime.broker.base import (
     ReserveBatch,
 )
 from runtime.broker.keys import JobField
-from runtime.broker.ops import BrokerOptions, Ops, parse_job
+from runtime.broker.ops import RESERVE_MAX, BrokerOptions, Ops, parse_job
 from runtime.broker.scripts import Call, arun, arun_many, run, run_many, translate
 from runtime.clock import Clock, SystemClock
 
@@ -93,6 +93,7 @@ class RedisBroker:
         return self.ops.parse_enqueue(jobs, plan, run_many(self.client, plan.calls))
 
     def reserve(self, queues: Sequence[str], n: int, lease_ms: int) -> ReserveBatch:
+        n = min(n, RESERVE_MAX)
         batches = []
         for group in self.ops.reserve_groups(queues):
             b = self.ops.parse_reserve(group, self._one(self.ops.reserve(group, n, lease_ms)))
@@ -117,6 +118,7 @@ class RedisBroker:
         lease_ms: int,
     ) -> tuple[list[Code], ReserveBatch]:
         """Ack a batch and reserve the next one in one round trip (standalone; cluster: per slot)."""
+        n = min(n, RESERVE_MAX)
         groups = self.ops.reserve_groups(queues)
         acks = self.ops.ack(completions, result_ttl_ms) if completions else []
         replies = run_many(self.client, [*acks, self.ops.reserve(groups[0], n, lease_ms)])
@@ -259,6 +261,7 @@ class AsyncRedisBroker:
         return self.ops.parse_enqueue(jobs, plan, await arun_many(self.client, plan.calls))
 
     async def reserve(self, queues: Sequence[str], n: int, lease_ms: int) -> ReserveBatch:
+        n = min(n, RESERVE_MAX)
         batches = []
         for group in self.ops.reserve_groups(queues):
             b = self.ops.parse_reserve(group, await self._one(self.ops.reserve(group, n, lease_ms)))
@@ -282,6 +285,7 @@ class AsyncRedisBroker:
         n: int,
         lease_ms: int,
     ) -> tuple[list[Code], ReserveBatch]:
+        n = min(n, RESERVE_MAX)
         groups = self.ops.reserve_groups(queues)
         acks = self.ops.ack(completions, result_ttl_ms) if completions else []
         replies = await arun_many(self.client, [*acks, self.ops.reserve(groups[0], n, lease_ms)])

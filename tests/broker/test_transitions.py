@@ -311,6 +311,8 @@ def test_big_batch_is_chunked_and_dedups_across_chunks(broker: RedisBroker) -> N
 def test_big_ack_is_chunked(broker: RedisBroker) -> None:
     broker.enqueue([nj() for _ in range(1200)] + [nj("q3") for _ in range(5)])
     jobs = broker.reserve(["default", "q3"], 1205, 10_000).jobs
+    assert len(jobs) == 1000  # one call leases at most RESERVE_MAX
+    jobs += broker.reserve(["default", "q3"], 1205, 10_000).jobs
     done = [Completion(j.id, j.queue, j.token) for j in reversed(jobs)]
     done.insert(3, Completion("missing", "default", 1))
     assert len(broker.ops.ack(done, 1000)) == 3  # default: 2 chunks, q3: 1
