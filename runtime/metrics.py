@@ -19,6 +19,7 @@ histograms, ``in_flight``, ``worker_slots``, ``workers{state}``, ``worker_rss_by
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,6 +101,60 @@ def aggregate(workers: Iterable[WorkerStats], at: float) -> Totals:
     return totals
 
 
+def add_counters(into: Totals, other: Totals) -> None:
+    """Add ``other``'s counters and histograms to ``into`` (gauges untouched)."""
+    for task, counters in other.tasks.items():
+        _merge_task(into.tasks.setdefault(task, TaskCounters()), counters)
+    for queue, hist in other.queue_wait.items():
+        _merge_hist(into.queue_wait.setdefault(queue, Histogram()), hist)
+    into.reserved += other.reserved
+    into.stale_acks += other.stale_acks
+
+
+class Retired:
+    """The last counts of workers that stopped reporting, so deployment-wide counters never go back.
+
+    Summing only live snapshots would make ``tqrun_jobs_total`` drop whenever a worker exits
+    (scale-down, restart, ``max_tasks_per_child``); Prometheus reads a drop as a reset and would count
+    the remaining workers' whole totals again. ``observe`` remembers every worker's last snapshot and
+    keeps those that vanished; a worker that shows up again (a late publish) is taken back out, so
+    nothing is counted twice. Held per HTTP server: its own restart is an ordinary counter reset.
+    """
+
+    MAX_TRACKED = 1000  # beyond this, the oldest departed workers are folded into one base total
+
+    def __init__(self) -> None:
+        self._last: dict[str, WorkerStats] = {}
+        self._gone: dict[str, WorkerStats] = {}
+        self._base = Totals(at=0.0)
+        self._lock = threading.Lock()
+
+    def observe(self, workers: Iterable[WorkerStats]) -> Totals:
+        """Record a complete read of the live workers; returns the departed workers' counters."""
+        with self._lock:
+            live = {w.worker_id: w for w in workers}
+            for wid in [wid for wid in self._gone if wid in live]:
+                del self._gone[wid]
+            for wid, last in self._last.items():
+                if wid not in live:
+                    self._gone[wid] = last
+            self._last = live
+            while len(self._gone) > self.MAX_TRACKED:
+                oldest = next(iter(self._gone))
+                add_counters(self._base, aggregate([self._gone.pop(oldest)], 0.0))
+            return self._current()
+
+    def current(self) -> Totals:
+        with self._lock:
+            return self._current()
+
+    def _current(self) -> Totals:
+        out = Totals(at=0.0)
+        add_counters(out, aggregate(self._gone.values(), 0.0))
+        add_counters(out, self._base)
+        return out
+
+
 def delta(new: Totals, old: Totals) -> Totals:
     """What happened between two aggregates (counters only; gauges are ``new``'s).
 
@@ -163,6 +218,7 @@ class Scrape:
     at: float
     autoscaler: Mapping[str, Any] | None = None
     redis_rtt: float | None = None  # seconds; None when Redis did not answer
+    retired: Totals | None = None  # counters of workers that exited (see :class:`Retired`)
 
 
 class Collector:
@@ -171,6 +227,8 @@ class Collector:
     def __init__(self, scrape: Scrape) -> None:
         self.scrape = scrape
         self.totals = aggregate(scrape.workers, scrape.at)
+        if scrape.retired is not None:
+            add_counters(self.totals, scrape.retired)
 
     def collect(self) -> Iterator[Metric]:
         yield from self._jobs()

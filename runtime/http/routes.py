@@ -199,7 +199,7 @@ def _uptime(state: HttpState, req: Request) -> Reply:
 
 def _prometheus(state: HttpState, req: Request) -> Reply:
     snap = views.gather(state)
-    scrape = Scrape(snap.workers, snap.queues, snap.now, snap.autoscaler, snap.rtt)
+    scrape = Scrape(snap.workers, snap.queues, snap.now, snap.autoscaler, snap.rtt, snap.retired)
     return Reply(200, render(scrape), PROM_TYPE)
 
 

@@ -24,6 +24,7 @@ from runtime.clock import Clock, SystemClock
 from runtime.config.model import Settings
 from runtime.http.history import History
 from runtime.logging import SecretMasker, secrets_of
+from runtime.metrics import Retired
 from runtime.types import WorkerStats
 
 
@@ -95,6 +96,8 @@ class HttpState:
     history: History = field(init=False)
     #: (monotonic time, masked error) of the last failed PING, shared by concurrent requests
     last_failure: tuple[float, str] | None = None
+    #: counters of workers that stopped reporting (keeps deployment-wide counters monotonic)
+    retired: Retired = field(default_factory=Retired)
     #: request-body validators built from the OpenAPI document, by schema name
     validators: dict[str, Any] = field(default_factory=dict)
 

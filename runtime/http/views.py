@@ -22,7 +22,7 @@ from runtime import health
 from runtime.broker.base import QueueStats
 from runtime.errors import TaskQueueError
 from runtime.http.state import HttpState
-from runtime.metrics import Totals, aggregate, merged, percentile
+from runtime.metrics import Totals, add_counters, aggregate, merged, percentile
 from runtime.types import WorkerStats
 
 SLA_WINDOW = 300.0
@@ -40,6 +40,7 @@ class Snapshot:
     error: str | None
     totals: Totals
     autoscaler: Mapping[str, Any] | None
+    retired: Totals  # counters of workers that exited, already included in ``totals``
     errors: list[str] = field(default_factory=list)
 
 
@@ -62,9 +63,11 @@ def gather(state: HttpState, *, with_queues: bool = True) -> Snapshot:
             state.last_failure = (state.clock.monotonic(), error)
     workers: list[WorkerStats] = []
     queues: list[QueueStats] = []
+    retired = None
     if rtt is not None:
         try:
             workers = list(state.workers())
+            retired = state.retired.observe(workers)  # only a complete read may retire anyone
         except Exception as exc:  # an injected reader (redis errors untranslated): report, never 500
             errors.append(state.masker.mask(f"telemetry: {type(exc).__name__}: {exc}"))
         if with_queues:
@@ -78,9 +81,11 @@ def gather(state: HttpState, *, with_queues: bool = True) -> Snapshot:
     except Exception as exc:  # same: the controller is injected and may fail any way
         errors.append(state.masker.mask(f"autoscaler: {type(exc).__name__}: {exc}"))
     totals = aggregate(workers, now)
+    retired = retired if retired is not None else state.retired.current()
+    add_counters(totals, retired)
     if rtt is not None and state.history.due():
         state.history.add(totals, {q.queue: q.ready for q in queues})
-    return Snapshot(state, now, workers, queues, rtt, error, totals, autoscaler, errors)
+    return Snapshot(state, now, workers, queues, rtt, error, totals, autoscaler, retired, errors)
 
 
 def _ms(seconds: float | None) -> float | None:

@@ -7,6 +7,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from runtime.autoscaler.controller import AutoscalerController
+from runtime.broker.telemetry import Telemetry
 from runtime.metrics import aggregate, delta, percentile
 from runtime.types import Histogram
 
@@ -67,3 +68,22 @@ def test_percentile_and_delta() -> None:
     new = aggregate([rec.snapshot(1, "running")], 2.0)
     assert delta(new, old).outcome("succeeded") == 7
     assert delta(old, new).outcome("succeeded") == 0  # a worker restart never goes negative
+
+
+def test_counters_never_go_back_when_a_worker_exits(
+    client: TestClient, driver: Driver, telemetry: Telemetry
+) -> None:
+    driver.enqueue("echo", "default", 10)
+    driver.work("default", 10)
+    key = ("tqrun_jobs_total", (("outcome", "succeeded"), ("task", "echo")))
+    assert samples(client.get("/metrics").text)[key] == 10
+    gone = driver.recorders.pop(0)  # this worker exits: its snapshot disappears from Redis
+    telemetry.remove(gone.stats.worker_id)
+    after = samples(client.get("/metrics").text)
+    assert after[key] == 10 and after[("tqrun_workers", (("state", "running"),))] == 1
+    driver.enqueue("echo", "default", 4)
+    driver.work("default", 4)
+    assert samples(client.get("/metrics").text)[key] == 14
+    assert client.get("/api/metrics/summary").json()["succeeded"] == 14
+    telemetry.publish(gone.snapshot(0, "running"))  # a late publish of the "gone" worker: no double count
+    assert samples(client.get("/metrics").text)[key] == 14
