@@ -6,8 +6,8 @@ one process's numbers. Instead every worker publishes a cumulative :class:`runti
 snapshot to Redis (``runtime.broker.telemetry``); a scrape reads all live snapshots and sums them here,
 so ``/metrics`` on any host reports the whole deployment.
 
-A counter summed over live workers drops when a worker exits (its snapshot expires): Prometheus treats
-the drop as a counter reset, which ``rate()``/``increase()`` already handle.
+A counter summed over live workers alone would drop when a worker exits (its snapshot expires);
+:class:`Retired` keeps the departed workers' last counts so the sums stay monotonic.
 
 Exposed families (``tqrun_`` prefix): ``jobs_total{task,outcome}``, ``queue_depth{queue,state}``,
 ``queue_oldest_age_seconds{queue}``, ``task_run_seconds{task}`` and ``queue_wait_seconds{queue}``
