@@ -28,6 +28,8 @@ from runtime.broker.base import Broker, NewJob
 from runtime.clock import Clock, SystemClock
 from runtime.config.model import ScheduleSettings, Settings
 from runtime.cron import next_fire
+from runtime.events import Event
+from runtime.logging import log_event
 from runtime.upkeep import Periodic
 
 #: a tick older than this when noticed (process paused, started late) is skipped, not fired
@@ -92,7 +94,9 @@ class Scheduler:
             recovered, dead = self.broker.recover_expired(q.name, max_deliveries)
             if recovered:
                 self.recovered += recovered
-                logger.warning("recovered {} job(s) with expired leases on queue {}", recovered, q.name)
+                log_event(
+                    logger, Event.RECOVERED, f"{recovered} job(s) with expired leases on queue {q.name}"
+                )
             if dead:
                 self.poisoned += dead
                 logger.error(

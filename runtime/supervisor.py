@@ -67,6 +67,7 @@ class Supervisor:
         controller: Controller | None = None,
         controller_interval: float = 5.0,
         tick: float = 0.05,
+        young: float = YOUNG,
     ) -> None:
         self.launch = launch
         self.target = max(0, processes)
@@ -76,6 +77,7 @@ class Supervisor:
         self.controller = controller
         self.controller_interval = controller_interval
         self.tick = tick
+        self.young = young
         self.slots: dict[int, _Slot] = {}
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -149,7 +151,7 @@ class Supervisor:
                 slot.done = True
                 continue
             lived = now - slot.started
-            slot.failures = slot.failures + 1 if lived < YOUNG else 0
+            slot.failures = slot.failures + 1 if lived < self.young else 0
             delay = 0.0 if slot.failures == 0 else min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (slot.failures - 1))
             slot.restart_at = now + delay
             level = "INFO" if code == 0 else "ERROR"
@@ -235,7 +237,9 @@ class Supervisor:
                 logger.error("worker pid {} did not drain within {:g}s; killing it", p.pid, self.grace + 1.5)
                 p.kill()
                 rc = p.wait()
-            if rc != 0:
+            # -SIGTERM: the worker had not installed its handler yet (still starting), so it held
+            # no jobs; that is a clean stop too
+            if rc not in (0, -signal.SIGTERM):
                 code = 1
         logger.info("supervisor stopped (exit {})", code)
         self.exit_code = code
