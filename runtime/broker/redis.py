@@ -18,8 +18,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from redis import exceptions as rexc
-
 from runtime.broker.base import (
     Code,
     Completion,
@@ -32,7 +30,7 @@ from runtime.broker.base import (
 )
 from runtime.broker.keys import JobField
 from runtime.broker.ops import RESERVE_MAX, BrokerOptions, Ops, parse_job
-from runtime.broker.scripts import Call, arun, arun_many, run, run_many, translate
+from runtime.broker.scripts import REDIS_ERRORS, Call, arun, arun_many, run, run_many, translate
 from runtime.clock import Clock, SystemClock
 
 _PURGE_BATCH = 1000
@@ -81,7 +79,7 @@ class RedisBroker:
     def _cmd(self, name: str, *args: Any) -> Any:
         try:
             return self.client.execute_command(name, *args)
-        except rexc.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise translate(exc) from exc
 
     def enqueue(
@@ -166,7 +164,7 @@ class RedisBroker:
             for q in queues:
                 pipe.hgetall(self.ops.keys(q).job(job_id))
             replies = pipe.execute()
-        except rexc.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise translate(exc) from exc
         for q, raw in zip(queues, replies, strict=True):
             if raw:
@@ -180,7 +178,7 @@ class RedisBroker:
             pipe.llen(k.ready).zcard(k.delayed).zcard(k.active).zcard(k.dead).lindex(k.ready, 0)
             replies = pipe.execute()
             head = self.client.hget(k.job(replies[4].decode()), JobField.READY) if replies[4] else None
-        except rexc.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise translate(exc) from exc
         return _stats(queue, replies, head, self.server_time_ms())
 
@@ -193,7 +191,7 @@ class RedisBroker:
             for i in ids:
                 pipe.hgetall(k.job_prefix.encode() + i)
             raws = pipe.execute() if ids else []
-        except rexc.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise translate(exc) from exc
         return [info for i, raw in zip(ids, raws, strict=True) if (info := parse_job(_id(i), queue, raw))]
 
@@ -249,7 +247,7 @@ class AsyncRedisBroker:
     async def _cmd(self, name: str, *args: Any) -> Any:
         try:
             return await self.client.execute_command(name, *args)
-        except rexc.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise translate(exc) from exc
 
     async def enqueue(
@@ -334,7 +332,7 @@ class AsyncRedisBroker:
             for q in queues:
                 pipe.hgetall(self.ops.keys(q).job(job_id))
             replies = await pipe.execute()
-        except rexc.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise translate(exc) from exc
         for q, raw in zip(queues, replies, strict=True):
             if raw:
@@ -348,7 +346,7 @@ class AsyncRedisBroker:
             pipe.llen(k.ready).zcard(k.delayed).zcard(k.active).zcard(k.dead).lindex(k.ready, 0)
             replies = await pipe.execute()
             head = await self.client.hget(k.job(replies[4].decode()), JobField.READY) if replies[4] else None
-        except rexc.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise translate(exc) from exc
         return _stats(queue, replies, head, await self.server_time_ms())
 

@@ -115,11 +115,17 @@ def _is_noscript(exc: BaseException) -> bool:
     return isinstance(exc, rexc.NoScriptError) or "NOSCRIPT" in str(exc)
 
 
+#: what redis-py raises; RedisClusterException is not a RedisError subclass
+REDIS_ERRORS: tuple[type[Exception], ...] = (rexc.RedisError, rexc.RedisClusterException)
+_RETRYABLE = (rexc.ConnectionError, rexc.TimeoutError, rexc.ClusterDownError, rexc.TryAgainError,
+              rexc.RedisClusterException)  # fmt: skip
+
+
 def translate(exc: BaseException) -> BaseException:
-    """A redis exception as a tqrun error (connection problems are retryable)."""
-    if isinstance(exc, rexc.ConnectionError | rexc.TimeoutError | rexc.BusyLoadingError):
+    """A redis exception as a tqrun error (connection and cluster-state problems are retryable)."""
+    if isinstance(exc, _RETRYABLE):
         return BrokerConnectionError(f"redis unreachable: {exc}")
-    if isinstance(exc, rexc.ResponseError | rexc.RedisError):
+    if isinstance(exc, REDIS_ERRORS):
         return BrokerError(f"redis error: {exc}")
     return exc
 
@@ -133,7 +139,7 @@ def run(client: Any, call: Call) -> Any:
         except rexc.NoScriptError:
             client.script_load(sc.source)
             return client.evalsha(sc.sha, len(call.keys), *call.keys, *call.args)
-    except rexc.RedisError as exc:
+    except REDIS_ERRORS as exc:
         raise translate(exc) from exc
 
 
@@ -146,7 +152,7 @@ async def arun(client: Any, call: Call) -> Any:
         except rexc.NoScriptError:
             await client.script_load(sc.source)
             return await client.evalsha(sc.sha, len(call.keys), *call.keys, *call.args)
-    except rexc.RedisError as exc:
+    except REDIS_ERRORS as exc:
         raise translate(exc) from exc
 
 
@@ -162,7 +168,7 @@ def run_many(client: Any, calls: Sequence[Call]) -> list[Any]:
         for c in calls:
             pipe.execute_command("EVALSHA", c.script.sha, len(c.keys), *c.keys, *c.args)
         results: list[Any] = pipe.execute(raise_on_error=False)
-    except rexc.RedisError as exc:
+    except REDIS_ERRORS as exc:
         raise translate(exc) from exc
     out = []
     for r, c in zip(results, calls, strict=True):
@@ -183,7 +189,7 @@ async def arun_many(client: Any, calls: Sequence[Call]) -> list[Any]:
         for c in calls:
             pipe.execute_command("EVALSHA", c.script.sha, len(c.keys), *c.keys, *c.args)
         results: list[Any] = await pipe.execute(raise_on_error=False)
-    except rexc.RedisError as exc:
+    except REDIS_ERRORS as exc:
         raise translate(exc) from exc
     out = []
     for r, c in zip(results, calls, strict=True):
