@@ -183,7 +183,7 @@ def test_state_changes_need_the_token(deployment: Deployment) -> None:
 @pytest.mark.skipif(
     not webdriver.available() and os.environ.get("CI") != "true", reason="chromium/chromedriver not installed"
 )
-def test_dashboard_in_headless_chromium(deployment: Deployment) -> None:
+def test_dashboard_in_headless_chromium(deployment: Deployment, tmp_path: Path) -> None:
     for _ in range(3):
         deployment.cli("enqueue", str(deployment.pipeline), "fail_fast", '"x"', "1")
     # the broker's dead set and the workers' published counters (telemetry) must both have caught up
@@ -212,6 +212,16 @@ def test_dashboard_in_headless_chromium(deployment: Deployment) -> None:
         deployment.wait(lambda: deployment.summary()["dead"] == before["dead"] + 3)
         browser.get(deployment.url + "/")
         assert browser.text("#m-dead") == str(before["dead"] + 3)
+        # jobs keep flowing while the page is open: its 5 s refresh shows the API's new count
+        more = tmp_path / "more.jsonl"
+        more.write_text("".join(json.dumps({"task": "add", "args": [i, 1]}) + "\n" for i in range(20)))
+        deployment.cli("enqueue", str(deployment.pipeline), "--file", str(more))
+        target = before["succeeded"] + 20
+        deployment.wait(lambda: deployment.summary()["succeeded"] == target)
+        deadline = time.monotonic() + 12
+        while browser.text("#m-succeeded") != str(target):
+            assert time.monotonic() < deadline, browser.text("#m-succeeded")
+            time.sleep(0.2)
         browser.screenshot(OUTPUT / "dashboard.png")
     finally:
         browser.close()
