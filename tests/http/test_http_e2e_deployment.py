@@ -45,6 +45,7 @@ tasks:
   add: {{entry: "tasks.examples:add"}}
   fail_fast: {{entry: "tasks.examples:add", retries: {{max: 0}}}}
 workers: {{processes: 2, concurrency: 8}}
+autoscaler: {{enabled: true, min_workers: 2, max_workers: 2, interval: 1s}}
 http: {{host: 127.0.0.1, port: {http_port}, auth_token: "{{{{ env.TQ_E2E_TOKEN }}}}", ready_stall: 30s}}
 logging: {{level: debug, format: json}}
 """
@@ -150,6 +151,8 @@ def test_metrics_count_jobs_across_two_processes(deployment: Deployment, tmp_pat
     assert metrics[("tqrun_jobs_total", (("outcome", "succeeded"), ("task", "add")))] == JOBS
     assert metrics[("tqrun_task_run_seconds_count", (("task", "add"),))] == JOBS
     assert metrics[("tqrun_workers", (("state", "running"),))] == 2
+    assert metrics[("tqrun_autoscaler_desired_workers", ())] == 2  # the live controller's view
+    assert ("tqrun_autoscaler_signal", (("signal", "queue_pressure"),)) in metrics
     workers = deployment.get("/api/metrics/workers").json()
     assert len({w["pid"] for w in workers}) == 2
     assert sum(w["processed"] for w in workers) == JOBS
