@@ -377,12 +377,16 @@ def check(pipeline: str, stall: float | None) -> None:
             rtt, error = None, f"{type(exc).__name__}: {exc}"
         checks = [health.redis_check(rtt, error)]
         if rtt is not None:
-            queues = [ops.broker.stats(n) for n in ops.queues(None)]
-            workers = telemetry_for(ops.settings).workers()
-            limit = stall if stall is not None else ops.settings.http.ready_stall
-            # a one-shot probe has no start-up of its own: the workers' start is the grace reference
-            since = min((w.started_at for w in workers), default=0.0)
-            checks.append(health.progress_check(queues, workers, time.time(), limit, since))
+            try:
+                queues = [ops.broker.stats(n) for n in ops.queues(None)]
+                workers = telemetry_for(ops.settings).workers()
+            except Exception as exc:  # Redis went away between PING and the reads: a failed probe
+                checks.append(health.Check("progress", False, f"cannot read state: {type(exc).__name__}: {exc}"))
+            else:
+                limit = stall if stall is not None else ops.settings.http.ready_stall
+                # a one-shot probe has no start-up of its own: the workers' start is the grace reference
+                since = min((w.started_at for w in workers), default=0.0)
+                checks.append(health.progress_check(queues, workers, time.time(), limit, since))
         ok = all(c.ok for c in checks)
         ops.echo(
             ("ok: " if ok else "FAIL: ") + "; ".join(f"{c.name}: {c.detail}" for c in checks), err=not ok
