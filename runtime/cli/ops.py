@@ -381,7 +381,8 @@ def check(pipeline: str, stall: float | None) -> None:
                 queues = [ops.broker.stats(n) for n in ops.queues(None)]
                 workers = telemetry_for(ops.settings).workers()
             except Exception as exc:  # Redis went away between PING and the reads: a failed probe
-                checks.append(health.Check("progress", False, f"cannot read state: {type(exc).__name__}: {exc}"))
+                reason = f"cannot read state: {type(exc).__name__}: {exc}"
+                checks.append(health.Check("progress", False, reason))
             else:
                 limit = stall if stall is not None else ops.settings.http.ready_stall
                 # a one-shot probe has no start-up of its own: the workers' start is the grace reference
