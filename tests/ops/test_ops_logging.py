@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 
 import pytest
 from loguru import logger
@@ -26,9 +27,14 @@ SECRET = "s3cret-CANARY-pw"
 
 @pytest.fixture(autouse=True)
 def _restore() -> object:
+    """Leave loguru and the root logger as a fresh process has them, for the tests that follow."""
+    root_handlers, root_level = logging.root.handlers[:], logging.root.level
     yield
     logger.remove()
-    logging.basicConfig(handlers=[], force=True)
+    logger.configure(patcher=lambda record: None)
+    logger.add(sys.stderr)
+    logging.root.handlers[:] = root_handlers
+    logging.root.setLevel(root_level)
 
 
 def lines(buf: io.StringIO) -> list[str]:
