@@ -93,7 +93,8 @@ def acceptance(results: dict[str, Reps], growth: dict[str, Any] | None) -> list[
     ratio("4b. idle latency p99 <= best peer", "latency_p99_ms", "latency_p99_ms", 1.0, higher=False)
     ratio("5. mixed >= 3x fastest peer", "mixed", "mixed", 3)
     if growth:
-        for label, key in (("6a. 1M queued", "queued"), ("6b. 1M delayed", "delayed")):
+        backlog = f"{int(growth.get('backlog', 0)):,}"
+        for label, key in ((f"6a. {backlog} queued", "queued"), (f"6b. {backlog} delayed", "delayed")):
             g = growth.get(key)
             if g and g.get("process_1") and g.get("baseline_process_1"):
                 r = g["process_1"] / g["baseline_process_1"]

@@ -51,6 +51,11 @@ def sleep_task(x: float) -> None:
 TASKS = {"noop": noop, "sleep": sleep_task}
 
 
+def prepare() -> None:
+    with app.producer_or_acquire() as producer:
+        producer.connection.ensure_connection()
+
+
 def enqueue(x: float, kind: str) -> Any:
     return TASKS[kind].apply_async((x,))
 

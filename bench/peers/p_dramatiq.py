@@ -44,6 +44,10 @@ def sleep_task(x: float) -> None:
 TASKS = {"noop": noop, "sleep": sleep_task}
 
 
+def prepare() -> None:
+    broker.client.ping()
+
+
 def enqueue(x: float, kind: str) -> Any:
     return TASKS[kind].send(x)
 

@@ -50,6 +50,10 @@ def queue() -> Queue:
     return _queue
 
 
+def prepare() -> None:
+    queue().connection.ping()
+
+
 def enqueue(x: float, kind: str) -> Any:
     return queue().enqueue(TASKS[kind], x)
 

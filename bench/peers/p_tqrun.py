@@ -63,6 +63,10 @@ def _opts(kind: str) -> dict[str, Any]:
     return {"_delay": DELAY[kind]} if kind in DELAY else {}
 
 
+def prepare() -> None:
+    client().broker.ping()
+
+
 def enqueue(x: float, kind: str) -> Any:
     return client().enqueue(TASKS[kind], x, **_opts(kind))
 

@@ -14,8 +14,9 @@ the standard library and ``redis`` (which every venv has). It owns:
   (with this interpreter's path in them).
 
 The adapter protocol (duck-typed, see ``Adapter``): ``NAME``, ``VERSION``, ``SETTINGS`` (a dict of
-human-readable strings), ``IS_ASYNC``, and either ``enqueue(x, kind)``/``bulk(xs, kind)`` (sync) or
-``aopen()``/``aenqueue(x, kind)``/``abulk(xs, kind)``/``aclose()`` (async), plus ``worker_argv(procs, mode)``
+human-readable strings), ``IS_ASYNC``, and either ``prepare()`` (optional: connect before timing),
+``enqueue(x, kind)`` and ``bulk(xs, kind)`` (sync) or ``aopen()``/``aenqueue(x, kind)``/
+``abulk(xs, kind)``/``aclose()`` (async), plus ``worker_argv(procs, mode)``
 returning one argv per OS process to start.
 """
 
@@ -109,6 +110,10 @@ def _timed(fn: Callable[[], Any]) -> float:
 
 
 def _run_sync(mod: Any, mode: str, xs: Sequence[float], kind: str, rate: float) -> dict[str, Any]:
+    # Build clients and connect before the clock starts (set-up is not enqueue throughput).
+    prepare = getattr(mod, "prepare", None)
+    if prepare is not None:
+        prepare()
     if mode in ("sync", "warm"):
         enqueue = mod.enqueue
         return {"elapsed": _timed(lambda: [enqueue(x, kind) for x in xs])}
