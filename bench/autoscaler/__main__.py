@@ -24,20 +24,31 @@ from runtime.config.model import AutoscalerSettings, SlaSettings, StabilitySetti
 SEED = 20261128
 
 
+SLA = SlaSettings(p95_latency_ms=3000.0, success_rate=0.99, max_queue_wait_ms=5000.0, target_utilization=0.75)
+
+
 def bench_config() -> AutoscalerSettings:
-    """tqrun's settings for the simulation: the DESIGN.md prod pipeline's autoscaler block."""
+    """tqrun's settings for the simulation (the SLA and triggers of DESIGN.md's prod pipeline)."""
     return AutoscalerSettings(
-        enabled=True, min_workers=1, max_workers=16, interval=5.0,
-        sla=SlaSettings(p95_latency_ms=3000.0, success_rate=0.99, max_queue_wait_ms=5000.0,
-                        target_utilization=0.75),
+        enabled=True, min_workers=1, max_workers=16, interval=2.0, sla=SLA,
+        stability=StabilitySettings(consecutive_signals=3, scale_up_cooldown=30.0, scale_down_cooldown=90.0,
+                                    scale_up_step=0, scale_down_step=0),
+    )
+
+
+def slow_config() -> AutoscalerSettings:
+    """The DESIGN.md example's slower cadence (5 s interval, 60 s / 5 min cooldowns), shown for contrast."""
+    return AutoscalerSettings(
+        enabled=True, min_workers=1, max_workers=16, interval=5.0, sla=SLA,
         stability=StabilitySettings(consecutive_signals=3, scale_up_cooldown=60.0, scale_down_cooldown=300.0,
-                                    scale_down_step=0),
+                                    scale_up_step=0, scale_down_step=0),
     )
 
 
 def policies(cfg: AutoscalerSettings, model: PoolModel) -> list[Policy]:
     return [
         Tqrun(cfg),
+        Tqrun(slow_config(), name="tqrun-5s-300s"),
         Static("static-min", cfg.min_workers),
         Static("static-max", cfg.max_workers),
         Celery(cfg.min_workers, cfg.max_workers, model.slots),

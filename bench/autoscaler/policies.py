@@ -45,9 +45,8 @@ class Static:
 
 
 class Tqrun:
-    name = "tqrun"
-
-    def __init__(self, config: AutoscalerSettings) -> None:
+    def __init__(self, config: AutoscalerSettings, name: str = "tqrun") -> None:
+        self.name = name
         self.config = config
         self.interval = config.interval
         self.window = Window(horizon=config.adaptive_thresholds.window, recent=recent_span(config.interval),

@@ -35,7 +35,8 @@ class RunResult:
     latency_windows: float
     worker_seconds: float
     actions: int
-    reversals: int
+    reversals: int  # within reversal_window (the configured scale-down cooldown)
+    reversals_300: int  # within 300 s, whatever the cooldown
     p95_wait_ms: float
     max_workers: int
     series_t: list[float] = field(default_factory=list)
@@ -56,7 +57,7 @@ def run(trace: Trace, policy: Policy, model: PoolModel, arrivals: np.ndarray, ru
     next_sample = 0.0
     ai = 0
     actions: list[tuple[float, int]] = []  # (time, direction)
-    res = RunResult(trace.name, policy.name, 0, 0, 0, 0, 0, 0, 0, initial)
+    res = RunResult(trace.name, policy.name, 0, 0, 0, 0, 0, 0, 0, 0, initial)
     for i in range(steps + 1):
         now = i * model.dt
         while ai < len(arrivals) and arrivals[ai] <= now:
@@ -100,7 +101,9 @@ def _score(res: RunResult, pool: Pool, end: float, actions: list[tuple[float, in
     res.latency_windows = met / total if total else 1.0
     res.worker_seconds = pool.worker_seconds(end)
     res.actions = len(actions)
-    res.reversals = sum(
-        1 for (t0, d0), (t1, d1) in itertools.pairwise(actions)
-        if d1 != d0 and t1 - t0 < reversal_window
-    )
+    res.reversals = _reversals(actions, reversal_window)
+    res.reversals_300 = _reversals(actions, 300.0)
+
+
+def _reversals(actions: list[tuple[float, int]], window: float) -> int:
+    return sum(1 for (t0, d0), (t1, d1) in itertools.pairwise(actions) if d1 != d0 and t1 - t0 < window)

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from loguru import logger
 
 from runtime.autoscaler.policy import Decision, decide
-from runtime.autoscaler.signals import QueueSample, Sample, Window, WindowMetrics
+from runtime.autoscaler.signals import QueueSample, Sample, Window, WindowMetrics, recent_span
 from runtime.autoscaler.state import AutoscalerState
 from runtime.broker.base import QueueStats
 from runtime.clock import Clock, SystemClock
@@ -69,7 +69,7 @@ class AutoscalerController:
         self.host_id = host_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         interval = max(0.05, self.config.interval)
         self.lease = 3 * interval  # host registration and leadership outlive two missed ticks
-        self.window = Window(horizon=self.config.adaptive_thresholds.window, recent=3 * interval,
+        self.window = Window(horizon=self.config.adaptive_thresholds.window, recent=recent_span(interval),
                              stale_after=3 * interval)
         self._lock = threading.Lock()  # desired() runs in the supervisor, snapshot() in the HTTP thread
         self.leader = False

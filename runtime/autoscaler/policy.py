@@ -24,10 +24,11 @@ Pipeline, every tick:
 5. consecutive-signal check (``stability.consecutive_signals`` ticks in the same direction), then the
    cooldowns: scale-up waits ``scale_up_cooldown`` after the last scale-up; scale-down waits
    ``scale_down_cooldown`` after the last action of either kind, so a reversal inside a cooldown
-   cannot happen by construction. An *urgent* scale-up (the backlog cannot drain within the
-   queue-wait target at current capacity, or the oldest job already waited half of it) skips the
-   streak and the up-cooldown (not more often than once per ``consecutive_signals`` intervals):
-   waiting three ticks while the SLA is being missed is exactly the lag the SLA forbids;
+   cannot happen by construction. An *urgent* scale-up (arrivals exceed capacity while jobs wait,
+   or the backlog cannot drain within the queue-wait target on the capacity left over) skips the
+   streak and the up-cooldown (not more often than once per ``consecutive_signals`` intervals, and
+   not while workers from the previous scale-up are still starting): waiting three ticks while the
+   SLA is being missed is exactly the lag the SLA forbids;
 6. bounds and steps: ``min_workers <= desired <= max_workers``; ``scale_up_step``/``scale_down_step``
    cap a step (0 = as far as the model asks).
 Every decision carries a one-line reason naming the signals, their values and thresholds.
@@ -152,7 +153,10 @@ def _up(m: WindowMetrics, config: AutoscalerSettings, a: _Analysis, st: Autoscal
         need: int, result: _Result) -> Decision:
     since = m.at - st.last_up_at
     cooldown = config.stability.scale_up_cooldown
-    urgent_ok = a.urgent and since >= need * config.interval
+    # urgency skips the streak and the cooldown, but not while workers asked for earlier are still
+    # starting: their capacity is on its way, and asking again would buy it twice
+    pending = prev - m.workers
+    urgent_ok = a.urgent and since >= need * config.interval and pending <= 0
     if st.streak < need and not urgent_ok:
         return result("hold", prev, a.model, f"hold: up signal {st.streak}/{need}: {a.why}", st)
     if since < cooldown and not urgent_ok:
@@ -200,7 +204,8 @@ def capacity_model(
     util = target_utilization(config, thresholds)
     run_s = m.mean_run_ms / 1000.0
     drain_s = max(0.001, config.sla.max_queue_wait_ms / 1000.0 * DRAIN_FRACTION)
-    steady = max(m.arrival_rate * run_s, float(m.busy)) / util
+    # busy slots: the arrival estimate, or the measured mean if larger (arrivals can lag a ramp)
+    steady = max(m.arrival_rate * run_s, m.utilization * m.slots) / util
     # nothing finished yet (run time unknown): assume one slot per waiting job
     backlog = m.weighted_ready * run_s / drain_s if run_s > 0 else m.weighted_ready
     # a backlog is transient: alone it may at most double the pool per step (the HPA's default
@@ -213,7 +218,7 @@ def _analyse(m: WindowMetrics, config: AutoscalerSettings, th: Thresholds, prev:
     trig = config.triggers
     max_wait = config.sla.max_queue_wait_ms
     slots = capacity_model(m, config, th, prev * spw)
-    model = min(high, max(low, math.ceil(slots / spw - 1e-9)))
+    model = min(high, max(low, _ceil(slots / spw)))
     wait = max(m.recent_wait_p95_ms, m.oldest_wait_ms)
     demand = []
     if m.queue_pressure > th.queue_pressure:
@@ -234,11 +239,7 @@ def _analyse(m: WindowMetrics, config: AutoscalerSettings, th: Thresholds, prev:
     sizing = f"model {model} (arrivals {m.arrival_rate:.1f}/s, run {m.mean_run_ms:.0f}ms, backlog {m.ready})"
     fired = ", ".join(demand + extra)
     if demand and model > prev:
-        cap_slots = max(1, prev * spw)
-        drain_ms = m.weighted_ready * m.mean_run_ms / cap_slots
-        urgent = m.oldest_wait_ms > max_wait * RELAX_WAIT or drain_ms > max_wait or (
-            m.mean_run_ms == 0 and m.queue_pressure > 2 * th.queue_pressure)
-        return _Analysis(1, urgent, model, errors, f"{fired}; {sizing}")
+        return _Analysis(1, _urgent(m, th, prev * spw, max_wait), model, errors, f"{fired}; {sizing}")
     if demand and prev >= high:
         return _Analysis(0, False, model, False, f"{fired} but at max_workers {high}; {sizing}")
     if demand:
@@ -246,14 +247,31 @@ def _analyse(m: WindowMetrics, config: AutoscalerSettings, th: Thresholds, prev:
     if extra:
         return _Analysis(0, False, model, False, f"{', '.join(extra)} without demand; {sizing}")
     if model < prev:
-        after = m.busy / max(1, model * spw)
+        # hysteresis: shrink only to what the measured utilization also allows (two estimates, take
+        # the larger), so noise in the arrival estimate cannot start a down/up flap
+        util = target_utilization(config, th)
+        floor = max(model, _ceil(max(m.utilization * prev, m.busy / spw) / util))
         if memory:
             return _Analysis(0, False, model, False, f"memory high, not consolidating; {sizing}")
-        if after > target_utilization(config, th) or m.queue_pressure > th.queue_pressure / 2 \
-                or wait > max_wait * RELAX_WAIT:
+        if floor >= prev or m.queue_pressure > th.queue_pressure / 2 or wait > max_wait * RELAX_WAIT:
             return _Analysis(0, False, model, False, f"quiet but too busy to shrink; {sizing}")
-        return _Analysis(-1, False, model, False, f"signals quiet, utilization {m.utilization:.2f}; {sizing}")
+        return _Analysis(-1, False, floor, False, f"signals quiet, utilization {m.utilization:.2f}; {sizing}")
     return _Analysis(0, False, model, False, f"signals quiet; {sizing}")
+
+
+def _urgent(m: WindowMetrics, th: Thresholds, slots: int, max_wait_ms: float) -> bool:
+    """Will a job arriving now wait past the target at the current capacity?
+
+    Forward-looking on purpose: the backlog drains at the capacity left over after new arrivals; how
+    long the oldest job already waited says nothing about the next one once capacity has arrived.
+    """
+    if m.queue_pressure <= 2 * th.queue_pressure and m.oldest_wait_ms <= max_wait_ms:
+        return False  # a small backlog on a busy pool is queueing, not an emergency
+    run_s = m.mean_run_ms / 1000.0
+    if run_s <= 0:  # nothing finished yet: fall back to what is visible
+        return m.oldest_wait_ms > max_wait_ms * RELAX_WAIT or m.queue_pressure > 2 * th.queue_pressure
+    surplus = max(1, slots) - m.arrival_rate * run_s
+    return surplus <= 0 or m.weighted_ready * run_s / surplus * 1000.0 > max_wait_ms
 
 
 def _adapt(current: Thresholds, sla: SlaFigures, config: AutoscalerSettings) -> Thresholds:
@@ -317,6 +335,11 @@ def _sanitise(m: WindowMetrics) -> WindowMetrics:
                      _finite(s.utilization), max(0, s.jobs))
     runs = {k: v for k, v in m.task_run_ms.items() if math.isfinite(v) and v > 0}
     return replace(m, **changes, sla=sla, task_run_ms=runs)
+
+
+def _ceil(x: float) -> int:
+    """ceil() that tolerates float noise and absurd magnitudes (adversarial input must not raise)."""
+    return math.ceil(min(x, 1e9) - 1e-9) if math.isfinite(x) else 10**9
 
 
 def _finite(x: float) -> float:

@@ -124,6 +124,16 @@ class _Delta:
     ready: int = 0  # total ready at ``end``
 
 
+#: the recent span (rates, utilization) never shorter than this: a few seconds of a lognormal
+#: workload are noise, and acting on noise is what makes a pool flap
+MIN_RECENT_SPAN = 20.0
+
+
+def recent_span(interval: float) -> float:
+    """Seconds the signals' rates cover for a controller ticking every ``interval``."""
+    return max(3 * interval, MIN_RECENT_SPAN)
+
+
 def priority_weight(priority: int) -> float:
     return max(_MIN_WEIGHT, priority / NORMAL_PRIORITY)
 

@@ -83,8 +83,8 @@ def loaded(at: float, workers: int = 2, ready: int = 30, **kw: Any) -> WindowMet
         mean_run_ms=100.0,
         busy=slots,
         utilization=0.8,
-        arrival_rate=slots / 0.1,
-        throughput=slots / 0.1,
+        arrival_rate=slots / 0.1 * 0.8,
+        throughput=slots / 0.1 * 0.8,
         oldest_wait_ms=300.0,
     )
     defaults.update(kw)

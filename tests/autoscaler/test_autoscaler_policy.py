@@ -89,10 +89,11 @@ def test_pressure_utilization_and_complexity_together() -> None:
 
 
 def test_high_error_rate_caps_a_scale_up_at_one_worker() -> None:
+    # a backlog this big is urgent: the first tick acts
     big = dict(ready=200, weighted_ready=200.0, queue_pressure=25.0)
-    without = run(ticks(3, loaded, **big), config())[-1]
-    with_errors = run(ticks(3, loaded, error_rate=0.2, **big), config())[-1]
-    assert without.action == with_errors.action == "up"
+    without = run(ticks(1, loaded, **big), config())[0]
+    with_errors = run(ticks(1, loaded, error_rate=0.2, **big), config())[0]
+    assert without.action == with_errors.action == "up" and "(urgent)" in without.reason
     assert without.desired > 3 and with_errors.desired == 3
     assert "error_rate" in with_errors.reason
 
@@ -122,7 +123,7 @@ def test_up_cooldown_holds_then_releases() -> None:
     assert [d.action for d in ds[:9]] == ["hold"] * 9
     assert "up cooldown" in ds[5].reason
     ups = [d for d in ds if d.action == "up"]
-    assert ups and ups[0].at - first.at >= 60 and ups[0].desired == 5
+    assert ups and ups[0].at - first.at >= 60 and ups[0].desired > 3
 
 
 def test_down_waits_for_the_down_cooldown_after_any_action() -> None:
@@ -149,7 +150,7 @@ def test_scale_down_step_caps_each_step() -> None:
 
 def test_scale_up_step_caps_each_step() -> None:
     cfg = config(stability=StabilitySettings(consecutive_signals=3, scale_up_step=2))
-    d = run(ticks(3, loaded, ready=400, weighted_ready=400.0, queue_pressure=50.0), cfg)[-1]
+    d = run(ticks(1, loaded, ready=400, weighted_ready=400.0, queue_pressure=50.0), cfg)[0]
     assert d.action == "up" and d.desired == 4 and d.model > 4
 
 
@@ -322,3 +323,16 @@ def test_state_from_garbage_is_a_fresh_state() -> None:
 def test_state_survives_its_dict_form() -> None:
     d = run(ticks(3, loaded), config(adaptive=AdaptiveSettings(enabled=True)))[-1]
     assert AutoscalerState.from_dict(d.state.to_dict()) == replace(d.state)
+
+
+def test_urgency_waits_for_workers_still_starting() -> None:
+    # target 6 but only 2 report: 4 are starting, so a backlog does not buy them a second time
+    m = loaded(T0, ready=400, weighted_ready=400.0, queue_pressure=50.0)
+    state = AutoscalerState(target=6, last_up_at=T0 - 20)
+    d = decide(m, config(), state)
+    assert d.action == "hold" and "up signal 1/3" in d.reason
+
+
+def test_a_small_backlog_on_a_busy_pool_is_not_urgent() -> None:
+    d = decide(loaded(T0, ready=12, queue_pressure=1.5), config(), AutoscalerState(target=2))
+    assert d.action == "hold" and "up signal 1/3" in d.reason
