@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runtime.broker.base import Completion, NewJob
 from runtime.broker.redis import RedisBroker
@@ -114,3 +116,36 @@ def test_fast_encoder_matches_reference() -> None:
     with pytest.raises(SerializationError):
         enc.encode("i", "t", "q", [2**70], {})
     assert decode_envelope(enc.encode("i4", "t", "q", [1], {}), LIMITS).id == "i4"  # packer reset after error
+
+
+_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False)
+    | st.text()
+    | st.binary(),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5),
+    max_leaves=30,
+)
+
+
+@given(args=st.lists(_values, max_size=4), kwargs=st.dictionaries(st.text(max_size=8), _values, max_size=4))
+@settings(max_examples=200, deadline=None)
+def test_envelope_round_trips_any_native_value(args: list[object], kwargs: dict[str, object]) -> None:
+    from runtime.job import EnvelopeEncoder
+
+    big = Limits(max_payload_bytes=1 << 20, max_depth=32, max_container_length=1000)
+    env = decode_envelope(EnvelopeEncoder(big).encode("i", "t", "q", args, kwargs), big)
+    assert (env.args, env.kwargs) == (args, kwargs)
+
+
+@given(data=st.binary(max_size=200))
+@settings(max_examples=300, deadline=None)
+def test_decoding_random_bytes_only_raises_serialization_error(data: bytes) -> None:
+    try:
+        env = decode_envelope(data, LIMITS)
+    except SerializationError as exc:
+        assert str(exc)  # always with a reason, for the dead-letter entry
+    else:
+        assert isinstance(env, Envelope)
