@@ -131,7 +131,7 @@ _values = st.recursive(
 
 
 @given(args=st.lists(_values, max_size=4), kwargs=st.dictionaries(st.text(max_size=8), _values, max_size=4))
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 def test_envelope_round_trips_any_native_value(args: list[object], kwargs: dict[str, object]) -> None:
     from runtime.job import EnvelopeEncoder
 
@@ -141,7 +141,7 @@ def test_envelope_round_trips_any_native_value(args: list[object], kwargs: dict[
 
 
 @given(data=st.binary(max_size=200))
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 def test_decoding_random_bytes_only_raises_serialization_error(data: bytes) -> None:
     try:
         env = decode_envelope(data, LIMITS)
