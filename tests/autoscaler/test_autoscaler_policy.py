@@ -327,10 +327,12 @@ def test_state_survives_its_dict_form() -> None:
 
 def test_urgency_waits_for_workers_still_starting() -> None:
     # target 6 but only 2 report: 4 are starting, so a backlog does not buy them a second time
-    m = loaded(T0, ready=400, weighted_ready=400.0, queue_pressure=50.0)
-    state = AutoscalerState(target=6, last_up_at=T0 - 20)
-    d = decide(m, config(), state)
-    assert d.action == "hold" and "up signal 1/3" in d.reason
+    m = loaded(T0, ready=400, weighted_ready=400.0, queue_pressure=50.0, arrival_rate=200.0)
+    d = decide(m, config(), AutoscalerState(target=6, last_up_at=T0 - 20))
+    assert d.action == "hold" and "up signal 1/3" in d.reason and d.model > 6
+    # the same window with all 6 reporting is urgent
+    six = loaded(T0, workers=6, ready=400, weighted_ready=400.0, queue_pressure=50.0, arrival_rate=200.0)
+    assert decide(six, config(), AutoscalerState(target=6, last_up_at=T0 - 20)).action == "up"
 
 
 def test_a_small_backlog_on_a_busy_pool_is_not_urgent() -> None:
