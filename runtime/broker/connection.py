@@ -14,6 +14,7 @@ because every script is idempotent for a repeated call (enqueue by id, ack by to
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -80,31 +81,47 @@ def make_client(url: str, bs: BrokerSettings, *, asyncio: bool = False) -> Any:
     mod: Any = aredis if asyncio else redis
     if parts.scheme in ("redis", "rediss", "unix"):
         return mod.Redis.from_url(url, max_connections=bs.pool_size, retry=retry_obj, **common)
+    q = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    tls = {"ssl": True} if q.get("ssl", "").lower() in ("1", "true", "yes") else {}
     if parts.scheme == "redis+cluster":
         nodes = [mod.cluster.ClusterNode(h, p) for h, p in _hosts(parts.netloc, 6379)]
-        return mod.RedisCluster(startup_nodes=nodes, retry=retry_obj, **_auth(parts.netloc), **common)
+        return mod.RedisCluster(startup_nodes=nodes, retry=retry_obj, **_auth(parts.netloc), **tls, **common)
     if parts.scheme == "redis+sentinel":
-        segs = [s for s in parts.path.split("/") if s]
-        if not segs:
-            raise ConfigError(f"broker.url {_mask(url)}: redis+sentinel:// needs /<master-name>[/<db>]")
-        db = int(segs[1]) if len(segs) > 1 else 0
-        q = parse_qs(parts.query)
-        sentinel_mod: Any = aredis.sentinel if asyncio else redis.sentinel
-        sentinel = sentinel_mod.Sentinel(
-            _hosts(parts.netloc, 26379), sentinel_kwargs=_auth(parts.netloc), **common
-        )
-        kwargs = {**_auth(parts.netloc), "db": db, "retry": retry_obj}
-        if q.get("ssl"):
-            kwargs["ssl"] = True
-        return sentinel.master_for(segs[0], **kwargs)
+        return _sentinel(mod, url, parts, q, tls, retry_obj, common)
     raise ConfigError(f"broker.url {_mask(url)}: unsupported scheme {parts.scheme!r}")
+
+
+def _sentinel(
+    mod: Any,
+    url: str,
+    parts: Any,
+    q: dict[str, str],
+    tls: dict[str, bool],
+    retry: Any,
+    common: dict[str, Any],
+) -> Any:
+    """``redis+sentinel://h1:26379,h2/<master>/<db>``; credentials in the URL are the master's.
+
+    Sentinels that need their own credentials get them from ``?sentinel_username=..&sentinel_password=..``.
+    """
+    segs = [s for s in parts.path.split("/") if s]
+    if not segs:
+        raise ConfigError(f"broker.url {_mask(url)}: redis+sentinel:// needs /<master-name>[/<db>]")
+    db = int(segs[1]) if len(segs) > 1 else 0
+    sentinel_auth = {
+        k[len("sentinel_") :]: v for k, v in q.items() if k in ("sentinel_username", "sentinel_password")
+    }
+    sentinel = mod.sentinel.Sentinel(
+        _hosts(parts.netloc, 26379), sentinel_kwargs={**sentinel_auth, **tls}, **common
+    )
+    return sentinel.master_for(segs[0], db=db, retry=retry, **_auth(parts.netloc), **tls)
 
 
 def _mask(url: str) -> str:
     parts = urlsplit(url)
     if parts.password:
-        return url.replace(f":{parts.password}@", ":***@")
-    return url
+        url = url.replace(f":{parts.password}@", ":***@")
+    return re.sub(r"(sentinel_password=)[^&]*", r"\1***", url)
 
 
 def options_from(settings: Settings) -> BrokerOptions:
