@@ -141,9 +141,12 @@ class Worker:
             self.state = "draining"
             await self._drain()
             self._stopping.set()
-            for t in background:
+            self._acks_ready.set()  # the flusher checks the stop flag when woken
+            # no reliance on cancellation: a client library that swallows CancelledError (seen
+            # with redis-py pipelines) must not be able to hang the stop
+            _done, pending = await asyncio.wait(background, timeout=2.0)
+            for t in pending:
                 t.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
             self.leases.stop()
             self.runner.close()
             self.state = "stopped"
@@ -248,11 +251,11 @@ class Worker:
 
     async def _flush_acks_when_parked(self) -> None:
         """While the reserve loop is parked nobody carries acks: send them on their own."""
-        assert self._acks_ready is not None
-        while True:
+        assert self._acks_ready is not None and self._stopping is not None
+        while not self._stopping.is_set():
             await self._acks_ready.wait()
             self._acks_ready.clear()
-            if not self._parked or not self.runner.acks:
+            if self._stopping.is_set() or not self._parked or not self.runner.acks:
                 continue
             acks, self.runner.acks = self.runner.acks, []
             try:
