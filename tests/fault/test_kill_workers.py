@@ -52,7 +52,10 @@ def test_sigkill_random_worker_every_2s(tmp_path: Path, redis_url: str, namespac
         in_killed = {t for t, pids in runs.starts.items() if set(pids) & set(killed)}
         # started in a killed worker and never finished there: in flight at a kill, must have re-run
         in_flight = {
-            (t, pid) for t in in_killed for pid in set(runs.starts[t]) & set(killed) if pid not in runs.ends[t]
+            (t, pid)
+            for t in in_killed
+            for pid in set(runs.starts[t]) & set(killed)
+            if pid not in runs.ends[t]
         }
         print(
             f"\njobs={n} succeeded={sum(j.status() == 'succeeded' for j in jobs)} "
