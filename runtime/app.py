@@ -90,12 +90,10 @@ def cron_job_factory(settings: Settings) -> Callable[[ScheduleSettings, float, s
 
 
 def stats_publisher(settings: Settings) -> Callable[[WorkerStats], None]:
-    """The telemetry publisher (``runtime.broker.telemetry``, issue 5) when present."""
-    try:
-        from runtime.broker.telemetry import publisher  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        return lambda _stats: None
-    return publisher(settings)  # type: ignore[no-any-return, unused-ignore]
+    """Publishes each worker snapshot to Redis (``runtime.broker.telemetry``)."""
+    from runtime.broker.telemetry import publisher
+
+    return publisher(settings)
 
 
 def build_worker(settings: Settings, worker_id: str) -> Worker:
@@ -194,15 +192,12 @@ def is_drained(broker: Broker, settings: Settings) -> bool:
 
 
 def autoscaler_controller(settings: Settings, broker: Broker) -> Controller | None:
-    """The autoscaler controller (issue 5) when enabled and available."""
+    """The autoscaler controller (``runtime.autoscaler.controller``) when enabled."""
     if not settings.autoscaler.enabled:
         return None
-    try:
-        from runtime.autoscaler.controller import build_controller  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        logger.warning("autoscaler enabled but runtime.autoscaler.controller is not available; fixed size")
-        return None
-    return build_controller(settings, broker)  # type: ignore[no-any-return, unused-ignore]
+    from runtime.autoscaler.controller import build_controller
+
+    return build_controller(settings, broker)
 
 
 def start_http(
