@@ -94,7 +94,7 @@ def full(args: argparse.Namespace, server: BenchRedis) -> int:
             "machine": machine_facts(server), "redis": f"redis-server {server.version()} ({server.binary})"}
     raw = {"meta": meta, "infos": infos, "results": results, "growth": growth_figures}
     (OUT / f"raw-{started:%Y%m%dT%H%M%S}.json").write_text(json.dumps(raw, indent=1))
-    png = BENCH_DIR / "RESULTS.png"
+    png = Path(args.out).with_suffix(".png")
     report.chart(results, infos, png)
     text = report.markdown(results, infos, meta, growth_figures, png.name) + others_results()
     Path(args.out).write_text(text)
