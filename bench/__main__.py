@@ -82,6 +82,7 @@ def full(args: argparse.Namespace, server: BenchRedis) -> int:
     if missing:
         raise SystemExit(f"no venv for {missing}: run `python -m bench --setup` first")
     started = dt.datetime.now(dt.UTC)
+    facts = machine_facts(server)  # the load average before the run
     infos = {s.key: Harness(s, server.url, OUT / "logs").info() for s in systems}
     results = run_systems(systems, server.url, FULL, args.reps)
     growth_figures = None
@@ -91,7 +92,9 @@ def full(args: argparse.Namespace, server: BenchRedis) -> int:
         _log(f"growth: {json.dumps(growth_figures)}")
     meta = {"command": "python -m bench " + " ".join(sys.argv[1:]), "reps": args.reps,
             "started": f"{started:%Y-%m-%d %H:%M}", "finished": f"{dt.datetime.now(dt.UTC):%H:%M}",
-            "machine": machine_facts(server), "redis": f"redis-server {server.version()} ({server.binary})"}
+            "machine": {**facts,
+                        "load average at end": " ".join(f"{x:.1f}" for x in os.getloadavg())},
+            "redis": f"redis-server {server.version()} ({server.binary})"}
     raw = {"meta": meta, "infos": infos, "results": results, "growth": growth_figures}
     (OUT / f"raw-{started:%Y%m%dT%H%M%S}.json").write_text(json.dumps(raw, indent=1))
     png = Path(args.out).with_suffix(".png")
