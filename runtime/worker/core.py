@@ -29,6 +29,7 @@ from loguru import logger
 
 from runtime.broker.base import AsyncBroker, Broker, Code, Completion, ReserveBatch
 from runtime.config.model import Settings
+from runtime.events import Event
 from runtime.registry import Registry
 from runtime.types import WorkerStats
 from runtime.upkeep import run_periodically_async
@@ -191,6 +192,8 @@ class Worker:
             if batch.jobs:
                 self.recorder.stats.reserved_total += len(batch.jobs)
                 self.recorder.stats.last_reserve_at = time.time()
+                if self.runner.debug:
+                    logger.bind(event=Event.RESERVED.value).debug("reserved {} job(s)", len(batch.jobs))
                 now_ms = time.time() * 1000
                 for r in batch.jobs:
                     self.runner.start(r, now_ms)

@@ -25,8 +25,9 @@ from runtime.broker.base import Completion, Reserved
 from runtime.config.model import Settings
 from runtime.context import JobCancelledError, TaskContext
 from runtime.errors import Reject, TaskTimeout, UnknownTask
+from runtime.events import Event
 from runtime.executor import ProcessPool, make_call, thread_pool
-from runtime.logging import JOB_FIELDS
+from runtime.logging import JOB_FIELDS, log_event, task_logger
 from runtime.registry import Registry, TaskSpec
 from runtime.types import Histogram, TaskCounters
 from runtime.worker.codec import DecodedJob, JobCodec
@@ -132,7 +133,11 @@ class Runner:
             run.ctx = TaskContext(r.id, spec.name, r.queue, r.attempt, time.time() + timeout, r.deliveries)
             args = (run.ctx, *args)
         if self.debug:
-            logger.debug("started job {} task {} queue {} attempt {}", r.id, spec.name, r.queue, r.attempt)
+            log_event(
+                task_logger(r.id, spec.name, r.queue, r.attempt),
+                Event.STARTED,
+                f"job {r.id} task {spec.name}",
+            )
         try:
             fut = self._launch(spec, args, job, run, timeout)
         except Exception as exc:  # e.g. calling an async task with wrong arguments
@@ -220,7 +225,8 @@ class Runner:
         counters.succeeded += 1
         self.acks.append(Completion(r.id, r.queue, r.token, result, elapsed_ms))
         if self.debug:
-            logger.debug("succeeded job {} task {} in {:.2f} ms", r.id, name, elapsed_ms)
+            log = task_logger(r.id, name, r.queue, r.attempt)
+            log_event(log, Event.SUCCEEDED, f"job {r.id} task {name} in {elapsed_ms:.2f} ms")
         self.ack_added()
 
     def _unserializable(self, run: Running, value: Any, exc: Exception) -> None:
