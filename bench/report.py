@@ -163,13 +163,13 @@ def _executions(reps: Reps) -> str:
 
 
 def _growth_table(growth: dict[str, Any]) -> str:
-    rows = ["| backlog | enqueue 1-by-1 /s | process, 1 worker proc /s | baseline (small queue) /s |",
-            "|---|---|---|---|"]
+    rows = ["| backlog | enqueue 1-by-1 /s (empty queue) | process, 1 worker proc /s (empty queue) |",
+            "|---|---|---|"]
     for key, label in (("queued", f"{growth.get('backlog', 0):,} queued"),
                        ("delayed", f"{growth.get('backlog', 0):,} delayed")):
         g = growth.get(key) or {}
-        rows.append(f"| {label} | {_opt(g.get('enqueue_sync'))} | {_opt(g.get('process_1'))} | "
-                    f"{_opt(g.get('baseline_process_1'))} |")
+        rows.append(f"| {label} | {_opt(g.get('enqueue_sync'))} ({_opt(g.get('baseline_enqueue_sync'))}) | "
+                    f"{_opt(g.get('process_1'))} ({_opt(g.get('baseline_process_1'))}) |")
     timed = int(growth.get("jobs_timed", 0))
     rows += ["", f"Measured for tqrun only, one repetition: the timed {timed:,} jobs "
              "are enqueued one by one behind the backlog (queued: the worker's first executions are timed; "
