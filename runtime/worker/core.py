@@ -90,6 +90,7 @@ class Worker:
         self._wake: asyncio.Event | None = None  # a retry was scheduled: re-read next_due_ms
         self._parked = False
         self.state = "starting"
+        self._stop_early = False
         self._slot_waiting = False
 
     # -- configuration helpers ------------------------------------------------------------
@@ -110,7 +111,9 @@ class Worker:
 
     def request_stop(self) -> None:
         """Begin a graceful drain (safe to call from a signal handler on the loop thread)."""
-        if self._stopping is not None and not self._stopping.is_set():
+        if self._stopping is None:
+            self._stop_early = True  # a signal before run() set up its events
+        elif not self._stopping.is_set():
             logger.info("worker draining: no new jobs, {} running", len(self.running))
             self._stopping.set()
 
@@ -125,6 +128,8 @@ class Worker:
         self._slot_free = asyncio.Event()
         self._acks_ready = asyncio.Event()
         self._wake = asyncio.Event()
+        if self._stop_early:
+            self._stopping.set()
         for failure in self.registry.failures.values():
             logger.error("{} (the worker keeps serving the other tasks)", failure.message)
         self.leases.start()
