@@ -32,7 +32,7 @@ def bench_config() -> AutoscalerSettings:
     return AutoscalerSettings(
         enabled=True, min_workers=1, max_workers=16, interval=2.0, sla=SLA,
         stability=StabilitySettings(consecutive_signals=3, scale_up_cooldown=30.0, scale_down_cooldown=90.0,
-                                    scale_up_step=0, scale_down_step=0),
+                                    scale_up_step=0, scale_down_step=16),
     )
 
 
@@ -41,7 +41,7 @@ def slow_config() -> AutoscalerSettings:
     return AutoscalerSettings(
         enabled=True, min_workers=1, max_workers=16, interval=5.0, sla=SLA,
         stability=StabilitySettings(consecutive_signals=3, scale_up_cooldown=60.0, scale_down_cooldown=300.0,
-                                    scale_up_step=0, scale_down_step=0),
+                                    scale_up_step=0, scale_down_step=16),
     )
 
 
