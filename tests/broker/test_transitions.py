@@ -318,3 +318,13 @@ def test_big_ack_is_chunked(broker: RedisBroker) -> None:
     assert len(broker.ops.ack(done, 1000)) == 3  # default: 2 chunks, q3: 1
     codes = broker.ack(done, 60_000)
     assert codes[3] is Code.MISSING and codes.count(Code.OK) == 1205
+
+
+def test_binary_payloads_survive_the_batch_encoding(broker: RedisBroker) -> None:
+    big = bytes(range(256)) * 4000  # ~1 MB holding every byte value
+    broker.enqueue([NewJob("big", "default", big), NewJob("empty", "default", b"")])
+    a, b = broker.reserve(["default"], 2, 10_000).jobs
+    assert (a.envelope, b.envelope) == (big, b"")
+    assert broker.ack([Completion(a.id, "default", a.token, big)], 60_000) == [Code.OK]
+    info = broker.job("big", ["default"])
+    assert info is not None and info.result == big
