@@ -113,6 +113,8 @@ class AutoscalerController:
             if decision.action != "hold":
                 self.store.append_decision(decision.record())
                 logger.info("autoscaler: {}", decision.reason)
+            else:
+                logger.debug("autoscaler: {}", decision.reason)
             self.last = decision
             self.target = decision.desired
         else:

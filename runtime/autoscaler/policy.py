@@ -254,7 +254,8 @@ def _analyse(m: WindowMetrics, config: AutoscalerSettings, th: Thresholds, prev:
         if memory:
             return _Analysis(0, False, model, False, f"memory high, not consolidating; {sizing}")
         # what waits *now* (not the window's p95, which remembers a burst long after it drained)
-        if floor >= prev or m.queue_pressure > th.queue_pressure / 2 or m.oldest_wait_ms > max_wait * RELAX_WAIT:
+        waiting = m.oldest_wait_ms > max_wait * RELAX_WAIT
+        if floor >= prev or m.queue_pressure > th.queue_pressure / 2 or waiting:
             return _Analysis(0, False, model, False, f"quiet but too busy to shrink; {sizing}")
         return _Analysis(-1, False, floor, False, f"signals quiet, utilization {m.utilization:.2f}; {sizing}")
     return _Analysis(0, False, model, False, f"signals quiet; {sizing}")

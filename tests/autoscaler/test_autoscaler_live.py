@@ -34,6 +34,7 @@ def test_burst_scales_up_then_back_to_one_without_losing_or_rerunning(
     tmp_path: Path, redis_url: str, namespace: str
 ) -> None:
     pipeline = write_pipeline(tmp_path, redis_url, namespace, processes=1, concurrency=8, extra=AUTOSCALER)
+    pipeline.write_text(pipeline.read_text().replace("level: info", "level: debug"))
     runs_file = tmp_path / "runs.txt"
     n = 400
     tq = Tqrun.start(pipeline)
@@ -63,7 +64,8 @@ def test_burst_scales_up_then_back_to_one_without_losing_or_rerunning(
     runs = Runs.read(runs_file)
     actions = [(h["action"], h["from"], h["to"]) for h in reversed(history)]
     print(
-        f"\njobs={n} up-after={up_at}s peak={peak} drained-after={drained:.1f}s back-to-1-after={back_after:.1f}s "
+        f"\njobs={n} up-after={up_at}s peak={peak} drained-after={drained:.1f}s "
+        f"back-to-1-after={back_after:.1f}s "
         f"runs={len(runs.ends)} duplicates={len(runs.duplicates())} decisions={actions} exit={code}"
     )
     assert up_at is not None and up_at < 10.0
