@@ -13,6 +13,7 @@ are ``runtime.broker.base.JobState``.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -78,7 +79,8 @@ class EnvelopeEncoder:
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
-        self._pack = msgpack.Packer(use_bin_type=True).pack
+        # a Packer keeps a buffer and is not thread-safe; a web app may share one Client across threads
+        self._local = threading.local()
         self._prefixes: dict[tuple[str, str, int | None, float | None], bytes] = {}
 
     def _prefix(self, task: str, queue: str, max_retries: int | None, timeout: float | None) -> bytes:
@@ -89,7 +91,9 @@ class EnvelopeEncoder:
                 self._prefixes.clear()  # bounded: odd per-call timeouts must not grow it forever
             pairs = ("v", ENVELOPE_VERSION, "task", task, "queue", queue, "max_retries", max_retries,
                      "timeout", timeout)  # fmt: skip
-            prefix = self._prefixes[key] = b"\x88" + b"".join(self._pack(x) for x in pairs)
+            prefix = self._prefixes[key] = b"\x88" + b"".join(
+                msgpack.packb(x, use_bin_type=True) for x in pairs
+            )
         return prefix
 
     def encode(
@@ -100,7 +104,9 @@ class EnvelopeEncoder:
         check_shape(args, limits, depth=2)
         if kwargs:
             check_shape(kwargs, limits, depth=2)
-        pack = self._pack
+        pack = getattr(self._local, "pack", None)
+        if pack is None:
+            pack = self._local.pack = msgpack.Packer(use_bin_type=True).pack
         try:
             data = b"".join((
                 self._prefix(task, queue, max_retries, timeout), _ID_KEY, pack(job_id), _ARGS_KEY, pack(args),

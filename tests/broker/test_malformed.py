@@ -149,3 +149,21 @@ def test_decoding_random_bytes_only_raises_serialization_error(data: bytes) -> N
         assert str(exc)  # always with a reason, for the dead-letter entry
     else:
         assert isinstance(env, Envelope)
+
+
+def test_encoder_is_thread_safe() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from runtime.job import EnvelopeEncoder
+
+    enc = EnvelopeEncoder(LIMITS)
+
+    def work(t: int) -> bool:
+        for i in range(2000):
+            args = [t, i, "x" * (i % 50)]
+            if decode_envelope(enc.encode(f"{t}-{i}", "t", "q", args, {"k": i}), LIMITS).args != args:
+                return False
+        return True
+
+    with ThreadPoolExecutor(4) as ex:
+        assert all(ex.map(work, range(4)))
