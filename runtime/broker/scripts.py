@@ -105,6 +105,7 @@ class Call:
     args: Sequence[Any]
 
     def check(self) -> None:
+        """Refuse a call whose KEYS disagree with the script header (a bug, never sent to Redis)."""
         n = self.script.nkeys
         ok = len(self.keys) % n == 0 and self.keys if self.script.grouped else len(self.keys) == n
         if not ok:
@@ -133,6 +134,7 @@ def translate(exc: BaseException) -> BaseException:
 def run(client: Any, call: Call) -> Any:
     """Run a script on a sync client (standalone or cluster)."""
     sc = call.script
+    call.check()
     try:
         try:
             return client.evalsha(sc.sha, len(call.keys), *call.keys, *call.args)
@@ -146,6 +148,7 @@ def run(client: Any, call: Call) -> Any:
 async def arun(client: Any, call: Call) -> Any:
     """Run a script on an asyncio client."""
     sc = call.script
+    call.check()
     try:
         try:
             return await client.evalsha(sc.sha, len(call.keys), *call.keys, *call.args)
@@ -166,6 +169,7 @@ def run_many(client: Any, calls: Sequence[Call]) -> list[Any]:
     try:
         pipe = client.pipeline(transaction=False)
         for c in calls:
+            c.check()
             pipe.execute_command("EVALSHA", c.script.sha, len(c.keys), *c.keys, *c.args)
         results: list[Any] = pipe.execute(raise_on_error=False)
     except REDIS_ERRORS as exc:
@@ -187,6 +191,7 @@ async def arun_many(client: Any, calls: Sequence[Call]) -> list[Any]:
     try:
         pipe = client.pipeline(transaction=False)
         for c in calls:
+            c.check()
             pipe.execute_command("EVALSHA", c.script.sha, len(c.keys), *c.keys, *c.args)
         results: list[Any] = await pipe.execute(raise_on_error=False)
     except REDIS_ERRORS as exc:
