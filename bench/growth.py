@@ -45,7 +45,7 @@ def growth(h: Harness, sizes: Sizes, backlog: int, outdir: Path) -> dict[str, An
         h.flush()
         base = _timed_block(h, n, sizes, 0)
         for key, kind in (("queued", "noop"), ("delayed", "delayed")):
-            h.flush()
+            h.flush(lazy=True)
             t0 = time.perf_counter()
             h.produce("bulk", backlog, kind=kind, start=BACKLOG_START, timeout=900)
             fill = time.perf_counter() - t0
@@ -55,7 +55,7 @@ def growth(h: Harness, sizes: Sizes, backlog: int, outdir: Path) -> dict[str, An
                          fill_seconds=fill, redis_mb=mem / 1e6)
             result[key] = block
     finally:
-        h.flush()
+        h.flush(lazy=True)
         if previous is not None:
             os.environ["BENCH_TQRUN_PIPELINE"] = previous
         h.forget_worker_argv()

@@ -79,7 +79,8 @@ class Harness:
         self.system = system
         self.url = url
         self.logdir = logdir
-        self.redis = redis.Redis.from_url(url)
+        # redis-py 8 defaults to a 5 s socket timeout; a FLUSHALL of a 1,000,000-job backlog takes longer.
+        self.redis = redis.Redis.from_url(url, socket_timeout=600)
         self._argv_cache: dict[tuple[int, str], list[list[str]]] = {}
 
     def env(self) -> dict[str, str]:
@@ -110,8 +111,10 @@ class Harness:
         return self._peerlib(["produce", self.system.adapter, "--mode", mode, "--n", str(n),
                               "--kind", kind, "--rate", str(rate), "--start", str(start)], timeout)
 
-    def flush(self) -> None:
-        self.redis.flushall()
+    def flush(self, lazy: bool = False) -> None:
+        """Empty the server. ``lazy`` frees in Redis's background thread (for huge backlogs); memory
+        figures need the default, synchronous flush."""
+        self.redis.flushall(asynchronous=lazy)
 
     def reset_counts(self) -> None:
         self.redis.delete(DONE_KEY, SEEN_KEY)
