@@ -78,6 +78,7 @@ class AutoscalerController:
         self.hosts: list[str] = [self.host_id]
         self.last: Decision | None = None
         self.metrics: WindowMetrics | None = None
+        self.thresholds: dict[str, float] | None = None
         self.error: str | None = None
 
     def sample(self) -> Sample:
@@ -106,6 +107,7 @@ class AutoscalerController:
         state = AutoscalerState.from_dict(self.store.load_state())
         metrics = self.window.metrics(state.baselines)
         self.metrics = metrics
+        self.thresholds = state.effective(self.config).as_dict()
         if self.leader:
             running = sum(1 for w in sample.workers if w.state == "running")
             decision = decide(metrics, self.config, state, current=max(running, current))
@@ -116,6 +118,7 @@ class AutoscalerController:
             else:
                 logger.debug("autoscaler: {}", decision.reason)
             self.last = decision
+            self.thresholds = dict(decision.thresholds)
             self.target = decision.desired
         else:
             self.target = state.target or current
@@ -135,13 +138,14 @@ def snapshot(controller: AutoscalerController, history: int = 20) -> dict[str, A
             "leader": controller.leader,
             "hosts": list(controller.hosts),
             "desired": controller.target,
+            "current": m.workers if m else None,  # live, non-draining workers on every host
             "host_share": controller.share,
             "min_workers": controller.config.min_workers,
             "max_workers": controller.config.max_workers,
             "error": controller.error,
             "signals": m.signals() if m else None,
             "triggers": asdict(controller.config.triggers),
-            "thresholds": dict(last.thresholds) if last else None,
+            "thresholds": controller.thresholds,
             "sla": asdict(m.sla) if m else None,
             "sla_targets": asdict(controller.config.sla),
             "measured": _measured(m) if m else None,

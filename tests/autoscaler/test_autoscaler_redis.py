@@ -154,7 +154,8 @@ def test_two_hosts_share_the_target_and_only_the_leader_decides(
         and set(view["signals"])
         == {"queue_pressure", "worker_utilization", "task_complexity", "error_rate", "memory_mb"}
     )
-    assert view["measured"]["ready"] == 300 and view["history"]
+    assert view["measured"]["ready"] == 300 and view["history"] and view["current"] == 1
+    assert snapshot(b)["thresholds"] == view["thresholds"]  # followers show the shared thresholds
 
 
 def test_controller_holds_when_redis_is_unreachable(namespace: str) -> None:
