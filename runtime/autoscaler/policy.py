@@ -223,7 +223,10 @@ def _analyse(m: WindowMetrics, config: AutoscalerSettings, th: Thresholds, prev:
     demand = []
     if m.queue_pressure > th.queue_pressure:
         demand.append(f"queue_pressure {m.queue_pressure:.2f}>{th.queue_pressure:.2f}")
-    if m.utilization > th.worker_utilization:
+    # the mean remembers the last 20 s; with nothing waiting and the pool below the trigger right now,
+    # a high mean is history (e.g. a burst that drained), not demand
+    busy_now = m.busy / m.slots if m.slots else 0.0
+    if m.utilization > th.worker_utilization and (m.ready > 0 or busy_now > th.worker_utilization):
         demand.append(f"utilization {m.utilization:.2f}>{th.worker_utilization:.2f}")
     if wait > max_wait:
         demand.append(f"queue_wait {wait:.0f}ms>{max_wait:.0f}ms")
