@@ -5,12 +5,16 @@ autoscaler controller's view, and a Starlette test client. (No ``__init__.py`` h
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
 from http_support import Driver, make_settings
-from starlette.testclient import TestClient
+
+with warnings.catch_warnings():  # starlette asks for httpx2 (not installed); httpx works the same
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
 
 from runtime.autoscaler.controller import AutoscalerController, snapshot
 from runtime.broker.connection import connect
