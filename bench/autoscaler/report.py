@@ -73,6 +73,7 @@ def plot(trace: Trace, runs: Sequence[RunResult], model: PoolModel, out: Path) -
     ax_wait.set_ylabel("oldest queued job (s)")
     ax_wait.axhline(5.0, color="red", linestyle=":", linewidth=1)
     ax_wait.set_yscale("symlog", linthresh=1.0)
+    ax_wait.set_ylim(bottom=0)
     ax_wait.set_xlabel("minutes")
     fig.tight_layout()
     path = out / f"{trace.name}.png"
