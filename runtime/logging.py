@@ -99,12 +99,22 @@ def secrets_from_env(environ: Mapping[str, str]) -> list[str]:
     """Values of env vars whose names look secret, plus passwords inside URL-valued vars."""
     found: list[str] = []
     for name, value in environ.items():
-        if SECRET_NAME.search(name) and value:
+        if SECRET_NAME.search(name) and _could_be_secret(value):
             found.append(value)
         pw = url_password(value) if "://" in value else None
         if pw:
             found.append(pw)
     return found
+
+
+_PLAIN_VALUES = frozenset({"true", "false", "yes", "no", "on", "off", "none", "null"})
+
+
+def _could_be_secret(value: str) -> bool:
+    """Flags and numbers under a secret-looking name (``..._API_ENABLED=true``) are not secrets:
+    masking them would blank every ``true`` in every log line."""
+    v = value.strip()
+    return len(v) >= 6 and v.lower() not in _PLAIN_VALUES and not v.replace(".", "").isdigit()
 
 
 def secrets_of(settings: Any) -> list[str]:

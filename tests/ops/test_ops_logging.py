@@ -112,7 +112,8 @@ def test_masker_patterns() -> None:
 
 
 def test_secret_sources() -> None:
-    env = {"TQ_ADMIN_TOKEN": "tok-1234", "REDIS_URL": "redis://:pw-5678@h/0", "HOME": "/root"}
+    env = {"TQ_ADMIN_TOKEN": "tok-1234", "REDIS_URL": "redis://:pw-5678@h/0", "HOME": "/root",
+           "TQ_API_ENABLED": "true", "AUTH_TIMEOUT": "300", "KEY_SIZE": "2048.0"}
     assert sorted(secrets_from_env(env)) == ["pw-5678", "tok-1234"]
     from runtime.config.model import BrokerSettings, HttpSettings, Settings
 
