@@ -7,7 +7,7 @@ scripts that pop ids from a list build job keys from the ``job:`` prefix they re
 
 Queue keys:
   ready      LIST  job ids waiting, head first (RPUSH at enqueue, LPOP at reserve, LPUSH to return)
-  active     ZSET  id -> lease deadline (ms, Redis server time)
+  active     ZSET  id -> lease deadline (ms, Redis server time), plus ``ACTIVE_ANCHOR`` at +inf
   delayed    ZSET  id -> due time (ms): delayed jobs and retries
   dead       ZSET  id -> time it was dead-lettered (ms)
   job:<id>   HASH  the job record (fields listed in ``JobField``)
@@ -54,6 +54,14 @@ class JobField:
     CANCEL: Final = "cxl"  # "1" when cancellation of a running job was requested
     IDEMPOTENCY: Final = "idem"
     RUNTIME: Final = "rt"
+
+
+#: A member every ``active`` ZSET holds at score +inf, added by ``reserve``. It is longer than Redis'
+#: ``zset-max-*-value`` (64 bytes), so the ZSET stays skiplist-encoded: a small listpack/ziplist ZSET
+#: re-parses every score from text on each insert and cost ~3x more per leased job. It can never be a
+#: job id (spaces are outside the id alphabet), and no sweep reaches it (leases are finite). Count
+#: leases with ``ZCOUNT active -inf (+inf``, not ``ZCARD``.
+ACTIVE_ANCHOR: Final = "~ lease anchor: keeps this ZSET skiplist-encoded; never a job id, never expires ~"
 
 
 @dataclass(frozen=True, slots=True)

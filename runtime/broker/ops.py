@@ -27,7 +27,7 @@ from runtime.broker.base import (
     ReserveBatch,
     Reserved,
 )
-from runtime.broker.keys import JobField, QueueKeys, queue_keys
+from runtime.broker.keys import ACTIVE_ANCHOR, JobField, QueueKeys, queue_keys
 from runtime.broker.scripts import Call, Scripts
 from runtime.errors import BrokerError, QueueFull
 
@@ -167,6 +167,7 @@ class Ops:
             self.opt.promote_limit,
             self.opt.result_ttl_ms,
             self.opt.dead_ttl_ms,
+            ACTIVE_ANCHOR,
         ]
         for q in queues:
             k = self.keys(q)

@@ -34,6 +34,7 @@ from runtime.broker.scripts import REDIS_ERRORS, Call, arun, arun_many, run, run
 from runtime.clock import Clock, SystemClock
 
 _PURGE_BATCH = 1000
+_LEASED = "(+inf"  # ZCOUNT upper bound: every lease, not the +inf anchor (keys.ACTIVE_ANCHOR)
 
 
 def _merge(batches: list[ReserveBatch]) -> ReserveBatch:
@@ -175,7 +176,8 @@ class RedisBroker:
         k = self.ops.keys(queue)
         try:
             pipe = self.client.pipeline(transaction=False)
-            pipe.llen(k.ready).zcard(k.delayed).zcard(k.active).zcard(k.dead).lindex(k.ready, 0)
+            pipe.llen(k.ready).zcard(k.delayed).zcount(k.active, "-inf", _LEASED)
+            pipe.zcard(k.dead).lindex(k.ready, 0)
             replies = pipe.execute()
             head = self.client.hget(k.job(replies[4].decode()), JobField.READY) if replies[4] else None
         except REDIS_ERRORS as exc:
@@ -343,7 +345,8 @@ class AsyncRedisBroker:
         k = self.ops.keys(queue)
         try:
             pipe = self.client.pipeline(transaction=False)
-            pipe.llen(k.ready).zcard(k.delayed).zcard(k.active).zcard(k.dead).lindex(k.ready, 0)
+            pipe.llen(k.ready).zcard(k.delayed).zcount(k.active, "-inf", _LEASED)
+            pipe.zcard(k.dead).lindex(k.ready, 0)
             replies = await pipe.execute()
             head = await self.client.hget(k.job(replies[4].decode()), JobField.READY) if replies[4] else None
         except REDIS_ERRORS as exc:

@@ -8,23 +8,23 @@
 -- nothing twice.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ttl = tonumber(ARGV[1])
+local nows, ttl = tostring(now), ARGV[1]  -- strings: redis.call would sprintf numbers per job
 local a = cmsgpack.unpack(ARGV[2])
 local out, zrem = {}, {}
 for i = 1, #a, 3 do
-  local id, tok = a[i], tostring(a[i + 1])
+  local id, tok = a[i], a[i + 1]
   local jk = KEYS[2] .. id
   local f = redis.call('HMGET', jk, 'state', 'tok', 'cxl')
   if not f[1] then
     out[#out + 1] = 2
-  elseif f[2] ~= tok then
+  elseif tonumber(f[2]) ~= tok then
     out[#out + 1] = 1
   elseif f[1] == 'succeeded' then
     out[#out + 1] = 0
   elseif f[1] ~= 'running' then
     out[#out + 1] = 1
   else
-    redis.call('HSET', jk, 'state', 'succeeded', 'fin', now, 'res', a[i + 2])
+    redis.call('HSET', jk, 'state', 'succeeded', 'fin', nows, 'res', a[i + 2])
     if f[3] then redis.call('HDEL', jk, 'cxl') end
     redis.call('PEXPIRE', jk, ttl)
     zrem[#zrem + 1] = id
