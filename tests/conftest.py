@@ -19,7 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from redis_proc import RedisProcess, find_redis_binary  # noqa: E402
+from redis_proc import RedisProcess, find_redis_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 
