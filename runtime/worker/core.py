@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from loguru import logger
@@ -91,6 +91,7 @@ class Worker:
         self._parked = False
         self.state = "starting"
         self._stop_early = False
+        self._failing_since: float | None = None
         self._slot_waiting = False
 
     # -- configuration helpers ------------------------------------------------------------
@@ -164,7 +165,6 @@ class Worker:
 
     async def _reserve_loop(self, burst: bool) -> None:
         assert self._stopping is not None and self._slot_free is not None
-        failing_since: float | None = None
         max_tasks = self.settings.workers.max_tasks_per_child
         while not self._stopping.is_set():
             if max_tasks and self.runner.completed >= max_tasks:
@@ -179,29 +179,17 @@ class Worker:
                 continue
             acks, self.runner.acks = self.runner.acks, []
             try:
-                codes, batch = await self.broker.ack_and_reserve(
-                    acks, self.result_ttl_ms, self._reserve_order(), free + self.prefetch, self.lease_ms
-                )
+                # never raced against the stop event: a reply may hold leased jobs, which must be
+                # started (then drained or released), not dropped
+                codes, batch = await self._request(acks, free + self.prefetch)
             except Exception as exc:
-                self.runner.acks = acks + self.runner.acks  # keep them: the next attempt carries them
-                failing_since = failing_since or time.monotonic()
-                self._log_broker_error(exc, failing_since)
-                await self._wait_either(
-                    asyncio.sleep(min(1.0, 0.05 + (time.monotonic() - failing_since) / 4))
-                )
+                await self._broker_failed(acks, exc)
                 continue
-            if failing_since is not None:
-                logger.info("broker reachable again after {:.1f}s", time.monotonic() - failing_since)
-                failing_since = None
-            self._check_codes(acks, codes)
+            self._handle(codes, batch, acks)
             if batch.jobs:
-                self.recorder.stats.reserved_total += len(batch.jobs)
-                self.recorder.stats.last_reserve_at = time.time()
-                if self.runner.debug:
-                    logger.bind(event=Event.RESERVED.value).debug("reserved {} job(s)", len(batch.jobs))
-                now_ms = time.time() * 1000
-                for r in batch.jobs:
-                    self.runner.start(r, now_ms)
+                # let the new tasks take their first step before the next round trip is built:
+                # lower start latency, and quick tasks' acks ride on that very round trip
+                await asyncio.sleep(0)
                 continue
             if self.runner.acks:
                 continue
@@ -209,6 +197,31 @@ class Worker:
                 logger.info("burst: queues drained, worker exiting")
                 return
             await self._park(batch)
+
+    def _request(self, acks: list[Completion], n: int) -> Awaitable[tuple[list[Code], ReserveBatch]]:
+        return self.broker.ack_and_reserve(acks, self.result_ttl_ms, self._reserve_order(), n, self.lease_ms)
+
+    async def _broker_failed(self, acks: list[Completion], exc: Exception) -> None:
+        self.runner.acks = acks + self.runner.acks  # keep them: the next attempt carries them
+        since = self._failing_since = self._failing_since or time.monotonic()
+        self._log_broker_error(exc, since)
+        await self._wait_either(asyncio.sleep(min(1.0, 0.05 + (time.monotonic() - since) / 4)))
+
+    def _handle(self, codes: list[Code], batch: ReserveBatch, acks: list[Completion]) -> None:
+        """Check the acks' codes and start the reserved jobs."""
+        if self._failing_since is not None:
+            logger.info("broker reachable again after {:.1f}s", time.monotonic() - self._failing_since)
+            self._failing_since = None
+        self._check_codes(acks, codes)
+        if not batch.jobs:
+            return
+        self.recorder.stats.reserved_total += len(batch.jobs)
+        self.recorder.stats.last_reserve_at = time.time()
+        if self.runner.debug:
+            logger.bind(event=Event.RESERVED.value).debug("reserved {} job(s)", len(batch.jobs))
+        now_ms = time.time() * 1000
+        for r in batch.jobs:
+            self.runner.start(r, now_ms)
 
     _last_error_log = 0.0
 

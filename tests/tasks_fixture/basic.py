@@ -137,3 +137,8 @@ async def alog_line(text: str) -> str:
 
     logger.info("task says {}", text)
     return text
+
+
+async def now() -> float:
+    """Wall-clock time at which the task started (latency measurements)."""
+    return time.time()
