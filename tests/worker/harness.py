@@ -185,8 +185,14 @@ async def run_burst(settings: Settings, timeout: float = 20.0, **kw: Any) -> Wor
     if not done:
         for t in asyncio.all_tasks():
             t.print_stack(limit=3)
-        state = (worker.state, list(worker.running), len(worker.runner.pending), len(worker.runner.acks),
-                 worker._parked, [sync_broker(settings).stats(q.name) for q in settings.queues])
+        state = (
+            worker.state,
+            list(worker.running),
+            len(worker.runner.pending),
+            len(worker.runner.acks),
+            worker._parked,
+            [sync_broker(settings).stats(q.name) for q in settings.queues],
+        )
         task.cancel()
         raise AssertionError(f"burst worker did not finish in {timeout}s: {state}")
     task.result()

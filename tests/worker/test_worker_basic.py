@@ -212,3 +212,34 @@ async def test_cancel_running_job_and_graceful_stop_releases(redis_url: str, nam
         j = info(b, s, stays)
         assert j is not None and j.state == JobState.QUEUED  # released to the head of its queue
         assert b.stats("default").ready == 1 and b.stats("default").running == 0
+
+
+async def test_idle_worker_is_woken_not_polling(redis_url: str, namespace: str) -> None:
+    """A parked worker starts a new job within milliseconds of the enqueue (its park lasts up to 1 s,
+    so a polling worker would show hundreds of ms); prints the measured latency."""
+    import asyncio
+    import statistics
+    import time
+
+    from runtime.config.model import TaskSettings
+
+    from .harness import make_worker, new_job
+
+    s = make_settings(redis_url, namespace, tasks=[TaskSettings(name="now", entry="tasks_fixture.basic:now")])
+    with cleanup(s) as b:
+        w = make_worker(s)
+        run = asyncio.ensure_future(w.run())
+        await asyncio.sleep(0.3)
+        lat = []
+        for _ in range(20):
+            job = new_job(s, "now")
+            await asyncio.to_thread(b.enqueue, [job])
+            after = time.time()
+            while (j := info(b, s, job.id)) is None or j.state != JobState.SUCCEEDED:
+                await asyncio.sleep(0.005)
+            lat.append((msgpack.unpackb(j.result) - after) * 1000)
+            await asyncio.sleep(0.02)
+        w.request_stop()
+        await run
+    print(f"\nenqueue returned -> task started: p50 {statistics.median(lat):.2f} ms, max {max(lat):.2f} ms")
+    assert statistics.median(lat) < 50
