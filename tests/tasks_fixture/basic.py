@@ -142,3 +142,8 @@ async def alog_line(text: str) -> str:
 async def now() -> float:
     """Wall-clock time at which the task started (latency measurements)."""
     return time.time()
+
+
+def suicide() -> None:
+    """Kill the worker process running this task (a poison job)."""
+    os._exit(13)
