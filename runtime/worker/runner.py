@@ -42,6 +42,13 @@ def _nothing() -> None:
     return None
 
 
+def _report_progress(ctx: TaskContext, value: float, message: str | None) -> None:
+    # thread-safe (tasks may report from pool threads); the latest value is also on the context
+    logger.debug(
+        "job {} task {} progress {:.0%}{}", ctx.job_id, ctx.task, value, f": {message}" if message else ""
+    )
+
+
 @dataclass(slots=True, eq=False)
 class Running:
     """One job in a slot."""
@@ -130,7 +137,10 @@ class Runner:
         observe(wait, now_ms - r.enqueued_ms if now_ms > r.enqueued_ms else 0.0)
         args: Sequence[Any] = job.args
         if spec.wants_context:
-            run.ctx = TaskContext(r.id, spec.name, r.queue, r.attempt, time.time() + timeout, r.deliveries)
+            run.ctx = TaskContext(
+                r.id, spec.name, r.queue, r.attempt, time.time() + timeout, r.deliveries,
+                enqueued_at=r.enqueued_ms / 1000, _reporter=_report_progress,
+            )  # fmt: skip
             args = (run.ctx, *args)
         if self.debug:
             log_event(
