@@ -235,7 +235,8 @@ COMPONENTS: dict[str, Schema] = {
                 {"p95_latency_ms": N, "success_rate": N, "queue_wait_p95_ms": N, "utilization": N}
             ),
             "measured": _obj(
-                {"p95_latency_ms": NN, "success_rate": NN, "queue_wait_p95_ms": NN, "utilization": NN}
+                {"p95_latency_ms": NN, "p95_run_ms": NN, "success_rate": NN, "queue_wait_p95_ms": NN,
+                 "utilization": NN}
             ),
             "met": _obj(
                 {
