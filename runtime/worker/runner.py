@@ -62,6 +62,7 @@ class Running:
     timed_out: bool = False
     lost: bool = False
     cancel_requested: bool = False
+    wheel_key: int = 0
 
 
 class Runner:
@@ -96,7 +97,7 @@ class Runner:
         self._specs: dict[str, TaskSpec] = {}
         self._counters: dict[str, TaskCounters] = {}
         self._queue_wait: dict[str, Histogram] = {}
-        self._wheel: dict[int, list[Running]] = {}  # timeout slot -> runs due in it
+        self._wheel: dict[int, set[Running]] = {}  # timeout slot -> runs due in it
 
     def close(self) -> None:
         self.threads.shutdown(wait=False, cancel_futures=True)
@@ -181,14 +182,21 @@ class Runner:
     def _arm(self, run: Running, deadline: float) -> None:
         """Schedule ``run``'s timeout on a timer wheel of ``_TICK`` slots: one loop timer per slot,
         not one per job (a TimerHandle + heap push + cancel per job is a measurable share of a
-        no-op job's cost). Timeouts fire up to one tick late; finished runs are skipped."""
+        no-op job's cost). Timeouts fire up to one tick late. A finished run leaves its slot at once
+        (``_disarm``): with long timeouts the wheel must not keep every finished job alive."""
         key = int(deadline / _TICK) + 1
         bucket = self._wheel.get(key)
         if bucket is None:
-            bucket = self._wheel[key] = []
+            bucket = self._wheel[key] = set()
             assert self.loop is not None
             self.loop.call_at(key * _TICK, self._expire, key)
-        bucket.append(run)
+        bucket.add(run)
+        run.wheel_key = key
+
+    def _disarm(self, run: Running) -> None:
+        bucket = self._wheel.get(run.wheel_key)
+        if bucket is not None:
+            bucket.discard(run)
 
     def _expire(self, key: int) -> None:
         for run in self._wheel.pop(key, ()):
@@ -204,6 +212,7 @@ class Runner:
 
     def _done(self, run: Running, fut: asyncio.Future[Any]) -> None:
         r = run.reserved
+        self._disarm(run)
         if self.running.get(r.id) is not run:
             return  # released at shutdown, or reported lost: someone else owns it now
         del self.running[r.id]
