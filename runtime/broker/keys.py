@@ -38,7 +38,10 @@ from runtime.queues import validate_name
 class JobField:
     """Field names of the job HASH (short: they are repeated in every record)."""
 
-    ENVELOPE: Final = "env"
+    ENVELOPE: Final = "env"  # the envelope, or its first 64 bytes when it is 65..256 bytes long
+    #: the rest of a 65..256-byte envelope in 64-byte pieces: a value over Redis' hash-max-*-value (64)
+    #: turns the whole record from the compact encoding into a hashtable (~2.5x the memory)
+    ENVELOPE_PIECES: Final = ("env2", "env3", "env4")
     STATE: Final = "state"
     TASK: Final = "task"
     ATTEMPT: Final = "att"  # 1-based; +1 per retry

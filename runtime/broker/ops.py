@@ -344,6 +344,9 @@ def parse_job(job_id: str, queue: str, raw: dict[bytes, bytes]) -> JobInfo | Non
     hist_raw = f.get(JobField.HISTORY, b"").decode(errors="replace")
     history = [json.loads(line) for line in hist_raw.splitlines() if line.strip()]
     err = f.get(JobField.ERROR)
+    env = f.get(JobField.ENVELOPE)
+    if env is not None and JobField.ENVELOPE_PIECES[0] in f:
+        env = env + b"".join(f.get(p, b"") for p in JobField.ENVELOPE_PIECES)
     return JobInfo(
         id=job_id,
         queue=queue,
@@ -357,5 +360,5 @@ def parse_job(job_id: str, queue: str, raw: dict[bytes, bytes]) -> JobInfo | Non
         result=f.get(JobField.RESULT),
         error=err.decode(errors="replace") if err is not None else None,
         history=history,
-        envelope=f.get(JobField.ENVELOPE),
+        envelope=env,
     )

@@ -15,6 +15,7 @@
 --          of the job that already exists}. Created jobs are not echoed back (smaller reply).
 -- An id that already has a record is a no-op (0), so a client retrying after a lost reply
 -- cannot create a duplicate. Fields 'att' (1), 'tok' and 'dlv' (0) are left to their defaults.
+-- Envelopes of 65..256 bytes are split over 'env', 'env2'..'env4' (64 bytes each; see pass 2).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local max_length = tonumber(ARGV[1])
@@ -57,22 +58,38 @@ if max_length >= 0 and #new > 0 then
   end
 end
 
--- pass 2: write
-local ready_ids, woke = {}, 0
+-- pass 2: write, one HSET per job
+-- An envelope of 65..256 bytes is stored in 64-byte pieces ('env', 'env2'..'env4'; readers join
+-- them): one value over hash-max-ziplist-value (64) turns the whole record into a hashtable, which
+-- costs ~2.5x the memory of the compact encoding for a small job.
+local nows = tostring(now)  -- redis.call formats numbers with sprintf per call: once is enough
+local CHUNK, MAX_CHUNKS = 64, 4
+local more = {'env2', 'env3', 'env4'}
+local ready_ids = {}
 for _, i in ipairs(new) do
   local id, env, delay, ikey, task = a[i], a[i + 1], a[i + 2], a[i + 3], a[i + 4]
-  local jk = jp .. id
+  local state, rdy = 'queued', nows
   if delay > 0 then
-    redis.call('HSET', jk, 'env', env, 'state', 'scheduled', 'task', task, 'enq', now, 'rdy', now + delay)
-    redis.call('ZADD', KEYS[2], now + delay, id)
+    state, rdy = 'scheduled', now + delay
+    redis.call('ZADD', KEYS[2], rdy, id)
   else
-    redis.call('HSET', jk, 'env', env, 'state', 'queued', 'task', task, 'enq', now, 'rdy', now)
     ready_ids[#ready_ids + 1] = id
   end
+  local n = #env
+  local h = {'state', state, 'env', env, 'task', task, 'enq', nows, 'rdy', rdy}
+  if n > CHUNK and n <= CHUNK * MAX_CHUNKS then
+    h[4] = string.sub(env, 1, CHUNK)
+    for c = 2, math.ceil(n / CHUNK) do
+      h[#h + 1] = more[c - 1]
+      h[#h + 1] = string.sub(env, (c - 1) * CHUNK + 1, c * CHUNK)
+    end
+  end
   if ikey ~= '' then
-    redis.call('HSET', jk, 'idem', ikey)
+    h[#h + 1] = 'idem'
+    h[#h + 1] = ikey
     redis.call('SET', ip .. ikey, id, 'PX', idem_ttl + math.max(delay, 0))
   end
+  redis.call('HSET', jp .. id, unpack(h))
 end
 if #ready_ids > 0 then
   -- bounded unpack: Lua's stack limit is ~8000 values

@@ -80,10 +80,13 @@ for q = 0, nq - 1 do
     budget = budget - #ids
     for _, id in ipairs(ids) do
       local jk = jp .. id
-      -- one read, one write per job; 'tok'/'dlv' absent = 0, 'att' absent = 1 (enqueue skips them)
-      local f = redis.call('HMGET', jk, 'state', 'env', 'att', 'rdy', 'tok', 'dlv')
+      -- one read, one write per job; 'tok'/'dlv' absent = 0, 'att' absent = 1 (enqueue skips them);
+      -- 'env2'..'env4' hold the rest of a 65..256-byte envelope (see enqueue.lua)
+      local f = redis.call('HMGET', jk, 'state', 'env', 'att', 'rdy', 'tok', 'dlv', 'env2', 'env3', 'env4')
       local st = f[1]
       if st == 'queued' then
+        local env = f[2] or ''  -- a record with no envelope still yields a reply the worker can dead-letter
+        if f[7] then env = env .. f[7] .. (f[8] or '') .. (f[9] or '') end
         local tok = (tonumber(f[5]) or 0) + 1
         local dlv = (tonumber(f[6]) or 0) + 1
         local toks = tostring(tok)
@@ -94,7 +97,7 @@ for q = 0, nq - 1 do
         out[n + 1] = q
         out[n + 2] = id
         out[n + 3] = tok
-        out[n + 4] = f[2]
+        out[n + 4] = env
         out[n + 5] = tonumber(f[3]) or 1
         out[n + 6] = dlv
         out[n + 7] = deadline

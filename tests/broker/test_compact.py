@@ -1,0 +1,76 @@
+"""The broker's memory and CPU layout: compact job records and the skiplist-encoded lease set.
+
+- An envelope of 65..256 bytes is stored in 64-byte pieces so the job HASH keeps Redis' compact
+  encoding (ziplist/listpack); every reader (reserve, ``job()``, replay) sees the bytes whole.
+- The ``active`` ZSET holds a +inf anchor member (``keys.ACTIVE_ANCHOR``) so it stays a skiplist;
+  the anchor is never a lease: stats, recovery and extend ignore it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from runtime.broker.base import Code, Completion, NewJob
+from runtime.broker.keys import ACTIVE_ANCHOR
+from runtime.broker.redis import RedisBroker
+
+SIZES = (0, 1, 63, 64, 65, 127, 128, 129, 200, 255, 256, 257, 1000)
+
+
+def _job(size: int) -> NewJob:
+    return NewJob(f"s{size}-{os.urandom(4).hex()}", "default", os.urandom(size), task="t")
+
+
+def test_envelopes_of_every_size_come_back_whole(broker: RedisBroker) -> None:
+    jobs = [_job(n) for n in SIZES]
+    broker.enqueue(jobs)
+    for j in jobs:  # read path: job() joins the pieces
+        info = broker.job(j.id, ["default"])
+        assert info is not None and info.envelope == j.envelope, len(j.envelope)
+    got = {r.id: r.envelope for r in broker.reserve(["default"], 100, 30_000).jobs}
+    assert got == {j.id: j.envelope for j in jobs}
+
+
+def test_small_record_keeps_the_compact_encoding(broker: RedisBroker) -> None:
+    small, big = _job(200), _job(257)
+    broker.enqueue([small, big])
+    k = broker.ops.keys("default")
+    enc = broker.client.object("encoding", k.job(small.id))
+    assert enc in (b"ziplist", b"listpack"), enc
+    # over 4 pieces the record is stored whole (and Redis turns it into a hashtable)
+    assert broker.client.object("encoding", k.job(big.id)) == b"hashtable"
+
+
+def test_replayed_dead_job_keeps_its_pieces(broker: RedisBroker) -> None:
+    j = _job(150)
+    broker.enqueue([j])
+    r = broker.reserve(["default"], 1, 30_000).jobs[0]
+    assert broker.fail("default", j.id, r.token, "boom", 60_000, 100) is Code.OK
+    assert broker.replay_dead("default", [j.id]) == 1
+    again = broker.reserve(["default"], 1, 30_000).jobs[0]
+    assert again.envelope == j.envelope and again.token == r.token + 1
+
+
+def test_anchor_keeps_active_a_skiplist_and_is_never_a_lease(broker: RedisBroker) -> None:
+    jobs = [_job(10) for _ in range(3)]
+    broker.enqueue(jobs)
+    leased = broker.reserve(["default"], 3, 30_000).jobs
+    k = broker.ops.keys("default")
+    assert broker.client.object("encoding", k.active) == b"skiplist"
+    assert broker.client.zscore(k.active, ACTIVE_ANCHOR) == float("inf")
+    assert broker.stats("default").running == 3
+    codes = broker.ack([Completion(r.id, r.queue, r.token, b"") for r in leased], 60_000)
+    assert codes == [Code.OK] * 3
+    assert broker.stats("default").running == 0
+    assert broker.recover_expired("default", 5) == (0, 0)  # the +inf anchor never expires
+    assert broker.client.zcard(k.active) == 1
+
+
+@pytest.mark.parametrize("n", [1000, 1500])
+def test_reserve_is_capped_at_1000_per_call(broker: RedisBroker, n: int) -> None:
+    broker.enqueue([NewJob(f"c{i}", "default", b"e", task="t") for i in range(n)])
+    call = broker.ops.reserve(["default"], n, 30_000)
+    reply = broker._one(type(call)(call.script, call.keys, (n, *call.args[1:])))
+    assert (len(reply) - 4) // 8 == 1000
