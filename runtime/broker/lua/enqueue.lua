@@ -25,12 +25,20 @@ local jp, ip = KEYS[4], KEYS[5]
 local a = cmsgpack.unpack(ARGV[4])
 
 -- pass 1: decide, write nothing
+-- One multi-key EXISTS answers the common case (no id of the batch exists yet) for the whole batch;
+-- only when it counts some does each id get its own EXISTS.
+local jks = {}
+for i = 1, #a, 5 do jks[#jks + 1] = jp .. a[i] end
+local some = 0
+for s = 1, #jks, 1000 do  -- bounded unpack: Lua's stack limit is ~8000 values
+  some = some + redis.call('EXISTS', unpack(jks, s, math.min(s + 999, #jks)))
+end
 local out, new = {0}, {}
 local seen_id, seen_key = {}, {}
 for i = 1, #a, 5 do
   local id, ikey = a[i], a[i + 3]
   local existing = nil
-  if seen_id[id] or redis.call('EXISTS', jp .. id) == 1 then
+  if seen_id[id] or (some > 0 and redis.call('EXISTS', jks[(i + 4) / 5]) == 1) then
     existing = id
   elseif ikey ~= '' then
     local prior = redis.call('GET', ip .. ikey)
@@ -89,7 +97,7 @@ for _, i in ipairs(new) do
     h[#h + 1] = ikey
     redis.call('SET', ip .. ikey, id, 'PX', idem_ttl + math.max(delay, 0))
   end
-  redis.call('HSET', jp .. id, unpack(h))
+  redis.call('HSET', jks[(i + 4) / 5], unpack(h))
 end
 if #ready_ids > 0 then
   -- bounded unpack: Lua's stack limit is ~8000 values
