@@ -2,7 +2,8 @@
 -- KEYS[1] active      ZSET id -> lease deadline
 -- KEYS[2] job prefix  "<ns>:{q}:job:"
 -- ARGV[1] result_ttl_ms  the record expires this long after success
--- ARGV[2] ONE msgpack array (raw strings, no bin type), 3 entries per job: id, token, result bytes
+-- ARGV[2] ONE msgpack array (raw strings, no bin type), 3 entries per job: id, token (a decimal
+--         string: compared as stored, no number conversion), result bytes
 -- Returns: one code per job: 0 OK, 1 STALE (token does not own the job), 2 MISSING (no record).
 -- Repeating an identical ack (same id and token, e.g. after a dropped reply) returns 0 and records
 -- nothing twice.
@@ -17,7 +18,7 @@ for i = 1, #a, 3 do
   local f = redis.call('HMGET', jk, 'state', 'tok', 'cxl')
   if not f[1] then
     out[#out + 1] = 2
-  elseif tonumber(f[2]) ~= tok then
+  elseif f[2] ~= tok then
     out[#out + 1] = 1
   elseif f[1] == 'succeeded' then
     out[#out + 1] = 0

@@ -11,7 +11,7 @@
 -- ARGV[7..] 2 per queue: rate (jobs/s, 0 = unlimited), burst (bucket size)
 -- Returns: {dead_lettered, next_due_ms (-1 none), rate_wait_ms (-1 none), server_now_ms,
 --           then 8 per leased job: queue index (0-based), id, token, envelope, attempt, deliveries,
---           lease deadline ms, ready ms}
+--           lease deadline ms, ready ms}; attempt and ready ms may come as integer strings
 -- KEYS[6i+2] (active) always holds ARGV[6], an anchor member scored +inf that no recovery sweep ever
 -- reaches: it keeps the ZSET in skiplist encoding (a small listpack/ziplist ZSET parses every score
 -- as text on each insert, ~3x the cost per leased job).
@@ -31,6 +31,7 @@ local deadline = now + lease
 local nows, dls = tostring(now), tostring(deadline)
 local anchor = ARGV[6]
 local out = {0, -1, -1, now}
+local n = 4  -- #out, kept by hand (the # operator searches)
 local dead_count, leased = 0, 0
 
 local function promote(ready, delayed, jp)
@@ -81,27 +82,43 @@ for q = 0, nq - 1 do
     for _, id in ipairs(ids) do
       local jk = jp .. id
       -- one read, one write per job; 'tok'/'dlv' absent = 0, 'att' absent = 1 (enqueue skips them);
-      -- 'env2'..'env4' hold the rest of a 65..256-byte envelope (see enqueue.lua)
-      local f = redis.call('HMGET', jk, 'state', 'env', 'att', 'rdy', 'tok', 'dlv', 'env2', 'env3', 'env4')
+      -- 'env2'..'env4' hold the rest of a 65..256-byte envelope (see enqueue.lua). A field that is
+      -- absent costs a scan of the whole record, so 'env3'/'env4' are asked for only when 'env2' is full.
+      local f = redis.call('HMGET', jk, 'state', 'env', 'att', 'rdy', 'tok', 'dlv', 'env2')
       local st = f[1]
       if st == 'queued' then
         local env = f[2] or ''  -- a record with no envelope still yields a reply the worker can dead-letter
-        if f[7] then env = env .. f[7] .. (f[8] or '') .. (f[9] or '') end
-        local tok = (tonumber(f[5]) or 0) + 1
-        local dlv = (tonumber(f[6]) or 0) + 1
-        local toks = tostring(tok)
-        redis.call('HSET', jk, 'state', 'running', 'sta', nows, 'tok', toks, 'dlv', dlv == tok and toks or tostring(dlv))
+        local e2 = f[7]
+        if e2 then
+          if #e2 == 64 then
+            local g = redis.call('HMGET', jk, 'env3', 'env4')
+            e2 = e2 .. (g[1] or '') .. (g[2] or '')
+          end
+          env = env .. e2
+        end
+        -- tonumber/tostring go through strtod/sprintf: skipped for the absent fields of a first delivery
+        local tok, toks = 1, '1'
+        if f[5] then
+          tok = tonumber(f[5]) + 1
+          toks = tostring(tok)
+        end
+        local dlv, dlvs = tok, toks
+        if f[6] ~= f[5] then
+          dlv = (tonumber(f[6]) or 0) + 1
+          dlvs = tostring(dlv)
+        end
+        redis.call('HSET', jk, 'state', 'running', 'sta', nows, 'tok', toks, 'dlv', dlvs)
         zadd[#zadd + 1] = dls
         zadd[#zadd + 1] = id
-        local n = #out
         out[n + 1] = q
         out[n + 2] = id
         out[n + 3] = tok
         out[n + 4] = env
-        out[n + 5] = tonumber(f[3]) or 1
+        out[n + 5] = f[3] or 1  -- attempt: a string when set (the client reads it as an int)
         out[n + 6] = dlv
         out[n + 7] = deadline
-        out[n + 8] = tonumber(f[4]) or now
+        out[n + 8] = f[4] or nows  -- ready ms, as stored (string)
+        n = n + 8
         got = got + 1
       elseif st == 'cancelled' then
         redis.call('PEXPIRE', jk, cancel_ttl)
