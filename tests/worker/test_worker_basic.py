@@ -243,3 +243,19 @@ async def test_idle_worker_is_woken_not_polling(redis_url: str, namespace: str) 
         await run
     print(f"\nenqueue returned -> task started: p50 {statistics.median(lat):.2f} ms, max {max(lat):.2f} ms")
     assert statistics.median(lat) < 50
+
+
+async def test_max_tasks_per_child_recycles_the_worker(redis_url: str, namespace: str) -> None:
+    import asyncio
+
+    from runtime.config.model import WorkerSettings
+
+    from .harness import make_worker
+
+    s = make_settings(redis_url, namespace, workers=WorkerSettings(concurrency=1, max_tasks_per_child=5))
+    with cleanup(s) as b:
+        ids = [enqueue(b, s, "add", i, i) for i in range(12)]
+        w = make_worker(s)
+        assert await asyncio.wait_for(w.run(), 10) == 0  # returns on its own: the supervisor restarts it
+        states = [info(b, s, i).state for i in ids]  # type: ignore[union-attr]
+        assert states.count(JobState.SUCCEEDED) == 5 and states.count(JobState.QUEUED) == 7
