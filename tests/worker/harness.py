@@ -6,10 +6,8 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
-
-import msgpack
 
 from runtime.broker.base import JobInfo, NewJob
 from runtime.broker.connection import connect, connect_async
@@ -24,7 +22,6 @@ from runtime.config.model import (
     TaskSettings,
     WorkerSettings,
 )
-from runtime.errors import SerializationError
 from runtime.registry import Registry
 from runtime.worker import Worker
 
@@ -79,49 +76,10 @@ def make_settings(
     return replace(base, **extra) if extra else base
 
 
-class _InterimCodec:
-    """Test-only msgpack envelope, used until runtime.job (issue 3) lands; then the real one is used."""
-
-    @dataclass(frozen=True)
-    class Decoded:
-        task: str
-        args: list[Any]
-        kwargs: dict[str, Any]
-        timeout: float | None = None
-        max_retries: int | None = None
-
-    def decode(self, envelope: bytes) -> Any:
-        try:
-            d = msgpack.unpackb(envelope)
-            return self.Decoded(d["t"], d["a"], d["k"], d.get("to"), d.get("mr"))
-        except Exception as exc:
-            raise SerializationError(f"bad envelope: {exc}") from exc
-
-    def encode_result(self, value: Any) -> bytes:
-        try:
-            return bytes(msgpack.packb(value))
-        except Exception as exc:
-            raise SerializationError(str(exc)) from exc
-
-    def encode(self, task: str, args: Any, kwargs: Any, timeout: float | None) -> bytes:
-        return bytes(msgpack.packb({"t": task, "a": list(args), "k": kwargs, "to": timeout}))
-
-
-def _real() -> bool:
-    try:
-        import runtime.app
-        import runtime.job  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def codec(settings: Settings) -> Any:
-    if _real():
-        from runtime.app import job_codec
+    from runtime.app import job_codec
 
-        return job_codec(settings)
-    return _InterimCodec()
+    return job_codec(settings)
 
 
 def new_job(
@@ -134,23 +92,13 @@ def new_job(
     timeout: float | None = None,
     **kwargs: Any,
 ) -> NewJob:
-    ts = settings.task(task)
-    jid = job_id or uuid.uuid4().hex
-    if _real():
-        from runtime.app import encode_job
+    from runtime.app import encode_job
 
-        return encode_job(
-            settings,
-            task,
-            args,
-            kwargs,
-            job_id=jid,
-            queue=queue or ts.queue,
-            delay_ms=delay_ms,
-            timeout=timeout,
-        )
-    env = _InterimCodec().encode(task, args, kwargs, timeout)
-    return NewJob(jid, queue or ts.queue, env, delay_ms=delay_ms, task=task)
+    ts = settings.task(task)
+    return encode_job(
+        settings, task, args, kwargs, job_id=job_id or uuid.uuid4().hex, queue=queue or ts.queue,
+        delay_ms=delay_ms, timeout=timeout,
+    )  # fmt: skip
 
 
 def enqueue(broker: RedisBroker, settings: Settings, task: str, *args: Any, **kw: Any) -> str:
