@@ -151,7 +151,7 @@ class Supervisor:
                 slot.done = True
                 continue
             lived = now - slot.started
-            slot.failures = slot.failures + 1 if lived < self.young else 0
+            slot.failures = slot.failures + 1 if code != 0 and lived < self.young else 0  # 0: a recycle
             delay = 0.0 if slot.failures == 0 else min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (slot.failures - 1))
             slot.restart_at = now + delay
             level = "INFO" if code == 0 else "ERROR"
