@@ -3,6 +3,8 @@
 Envelope v1 (a msgpack map; unknown keys are ignored so later versions can add fields):
   {"v": 1, "id": str, "task": str, "queue": str, "args": list, "kwargs": map,
    "max_retries": int | None, "timeout": float | None (seconds)}
+"max_retries" and "timeout" are left out when None (an absent key reads as None): 24 bytes less in
+every job record, which matters because a record over 64-byte values loses Redis' compact encoding.
 A different ``v`` is refused with a clear reason (the worker dead-letters it), never guessed at.
 
 Broker-side state (queued, running, attempt, deliveries, token, timestamps) is not in the envelope:
@@ -49,11 +51,15 @@ class Envelope:
     timeout: float | None = None
 
     def to_map(self) -> dict[str, Any]:
-        return {
+        m = {
             "v": ENVELOPE_VERSION, "id": self.id, "task": self.task, "queue": self.queue,
             "args": list(self.args), "kwargs": dict(self.kwargs),
-            "max_retries": self.max_retries, "timeout": self.timeout,
         }  # fmt: skip
+        if self.max_retries is not None:
+            m["max_retries"] = self.max_retries
+        if self.timeout is not None:
+            m["timeout"] = self.timeout
+        return m
 
 
 def encode_envelope(env: Envelope, limits: Limits) -> bytes:
@@ -89,9 +95,13 @@ class EnvelopeEncoder:
         if prefix is None:
             if len(self._prefixes) >= _PREFIX_CACHE_MAX:
                 self._prefixes.clear()  # bounded: odd per-call timeouts must not grow it forever
-            pairs = ("v", ENVELOPE_VERSION, "task", task, "queue", queue, "max_retries", max_retries,
-                     "timeout", timeout)  # fmt: skip
-            prefix = self._prefixes[key] = b"\x88" + b"".join(
+            pairs: list[Any] = ["v", ENVELOPE_VERSION, "task", task, "queue", queue]
+            if max_retries is not None:  # None options are left out (absent reads as None)
+                pairs += ("max_retries", max_retries)
+            if timeout is not None:
+                pairs += ("timeout", timeout)
+            # map header: these pairs + id, args, kwargs (fixmap: at most 8 entries)
+            prefix = self._prefixes[key] = bytes((0x80 | (len(pairs) // 2 + 3),)) + b"".join(
                 msgpack.packb(x, use_bin_type=True) for x in pairs
             )
         return prefix
