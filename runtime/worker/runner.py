@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import inspect
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,11 @@ _TICK = 0.05  # timeout wheel resolution (seconds)
 
 def _nothing() -> None:
     return None
+
+
+def _run_coroutine(make: Callable[[], Any]) -> Any:
+    """Run an ``async def`` task to completion on a private loop in a pool thread."""
+    return asyncio.run(make())
 
 
 def _report_progress(ctx: TaskContext, value: float, message: str | None) -> None:
@@ -174,6 +180,8 @@ class Runner:
             return loop.create_task(spec.func(*args, **job.kwargs), context=ctx)
         if spec.mode == "thread":
             call = functools.partial(spec.func, *args, **job.kwargs)
+            if inspect.iscoroutinefunction(spec.func):  # `executor: thread` on an async def
+                call = functools.partial(_run_coroutine, call)
             return loop.run_in_executor(self.threads, ctx.run, call)
         call_spec = make_call(spec.settings.entry, job.args, job.kwargs, run.ctx)
         # the pool enforces the hard timeout itself (kills the child); the loop timer is a backstop

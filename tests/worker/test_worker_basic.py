@@ -259,3 +259,15 @@ async def test_max_tasks_per_child_recycles_the_worker(redis_url: str, namespace
         assert await asyncio.wait_for(w.run(), 10) == 0  # returns on its own: the supervisor restarts it
         states = [info(b, s, i).state for i in ids]  # type: ignore[union-attr]
         assert states.count(JobState.SUCCEEDED) == 5 and states.count(JobState.QUEUED) == 7
+
+
+async def test_async_task_forced_into_the_thread_pool(redis_url: str, namespace: str) -> None:
+    from runtime.config.model import TaskSettings
+
+    forced = TaskSettings(name="athread", entry="tasks_fixture.basic:aadd", executor="thread")
+    s = make_settings(redis_url, namespace, tasks=[forced])
+    with cleanup(s) as b:
+        jid = enqueue(b, s, "athread", 20, 22)
+        await run_burst(s)
+        j = info(b, s, jid)
+        assert j is not None and j.state == JobState.SUCCEEDED and msgpack.unpackb(j.result) == 42
