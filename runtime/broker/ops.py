@@ -127,9 +127,9 @@ class Ops:
                 raise QueueFull(
                     f"queue {_queue_of(call)!r} is at max_length {call.args[0]}; nothing was written"
                 )
+        out = _created(jobs)
         if all(len(r) == 1 for r in replies):  # nothing deduplicated: the common case
-            return [EnqueueResult(j.id, True) for j in jobs]
-        out: list[EnqueueResult] = [EnqueueResult(j.id, True) for j in jobs]
+            return out
         for members, reply in zip(plan.members, replies, strict=True):
             # the reply lists only jobs NOT created: (1-based position in the chunk, existing id)
             for i in range(1, len(reply), 2):
@@ -302,6 +302,20 @@ _new = object.__new__
 # slot setters of the frozen Reserved: building ~100 per batch through the frozen __init__ (one
 # object.__setattr__ per field) cost twice as much; the objects are the same, fully initialised
 _R_SET = tuple(getattr(Reserved, f.name).__set__ for f in fields(Reserved))
+
+
+_E_ID, _E_CREATED = (getattr(EnqueueResult, f.name).__set__ for f in fields(EnqueueResult))
+
+
+def _created(jobs: Sequence[NewJob]) -> list[EnqueueResult]:
+    """``EnqueueResult(id, True)`` per job, through the slot setters (see ``_R_SET``)."""
+    out = []
+    for j in jobs:
+        r = _new(EnqueueResult)
+        _E_ID(r, j.id)
+        _E_CREATED(r, True)
+        out.append(r)
+    return out
 
 
 def _reserved(queues: Sequence[str], reply: Sequence[Any]) -> list[Reserved]:
