@@ -232,7 +232,7 @@ class Worker:
         self.recorder.stats.last_reserve_at = time.time()
         if self.runner.debug:
             logger.bind(event=Event.RESERVED.value).debug("reserved {} job(s)", len(batch.jobs))
-        now_ms = time.time() * 1000
+        now_ms = time.time() * 1000 + self.leases.offset_ms  # in Redis server time, like enqueued_ms
         for r in batch.jobs:
             self.runner.start(r, now_ms)
 

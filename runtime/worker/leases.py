@@ -9,6 +9,7 @@ the job is reported lost so the worker can stop it and drop its outcome.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Callable
 
@@ -19,6 +20,8 @@ from runtime.upkeep import Periodic
 
 #: job id -> (queue, fencing token)
 Owned = dict[str, tuple[str, int]]
+
+_OFFSET_EVERY = 30
 
 
 class LeaseKeeper:
@@ -37,6 +40,10 @@ class LeaseKeeper:
         self.on_lost = on_lost
         self.on_cancel = on_cancel
         self.extended = 0
+        #: Redis server clock minus this host's clock (ms), refreshed every ``_OFFSET_EVERY`` beats,
+        #: so queue-wait figures (server enqueue time -> local start time) survive clock skew
+        self.offset_ms = 0.0
+        self._beats = 0
         self._periodic = Periodic("lease-heartbeat", self.beat, interval)
 
     def start(self) -> LeaseKeeper:
@@ -48,6 +55,9 @@ class LeaseKeeper:
 
     def beat(self) -> None:
         """Extend every owned lease (one batched call per queue)."""
+        if self._beats % _OFFSET_EVERY == 0:
+            self._measure_offset()
+        self._beats += 1
         snapshot = self.owned.copy()
         if not snapshot:
             return
@@ -72,3 +82,9 @@ class LeaseKeeper:
                     self.on_lost(job_id, token)
             for job_id in result.cancel_requested:
                 self.on_cancel(job_id)
+
+    def _measure_offset(self) -> None:
+        before = time.time() * 1000
+        server = self.broker.server_time_ms()
+        after = time.time() * 1000
+        self.offset_ms = server - (before + after) / 2

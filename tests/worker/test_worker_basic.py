@@ -18,7 +18,10 @@ async def test_sync_and_async_tasks_succeed(redis_url: str, namespace: str) -> N
         states = [info(b, s, i) for i in ids]
         assert [j.state for j in states if j] == [JobState.SUCCEEDED] * 3
         assert [msgpack.unpackb(j.result) for j in states if j and j.result] == [5, 9, None]
-        assert w.recorder.stats.tasks["add"].succeeded == 1
+        st = w.recorder.stats
+        assert st.tasks["add"].succeeded == 1 and st.reserved_total == 3
+        assert st.queue_wait_ms["default"].total == 3 and "high_priority" not in st.queue_wait_ms
+        assert sum(c.run_ms.total for c in st.tasks.values()) == 3
 
 
 async def test_exception_retries_then_dead_letters_with_error_text(redis_url: str, namespace: str) -> None:
