@@ -31,6 +31,7 @@ from runtime.broker.keys import ACTIVE_ANCHOR, JobField, QueueKeys, queue_keys
 from runtime.broker.scripts import Call, Scripts
 from runtime.errors import BrokerError, QueueFull
 
+_NIL_RESULT = b"\xc0"  # msgpack nil
 _CODES = (Code.OK, Code.STALE, Code.MISSING, Code.WRONG_STATE)
 
 
@@ -370,6 +371,9 @@ def parse_job(job_id: str, queue: str, raw: dict[bytes, bytes]) -> JobInfo | Non
     hist_raw = f.get(JobField.HISTORY, b"").decode(errors="replace")
     history = [json.loads(line) for line in hist_raw.splitlines() if line.strip()]
     err = f.get(JobField.ERROR)
+    result = f.get(JobField.RESULT)
+    if result is None and state is JobState.SUCCEEDED:
+        result = _NIL_RESULT  # ack.lua does not store a None result
     env = f.get(JobField.ENVELOPE)
     if env is not None and JobField.ENVELOPE_PIECES[0] in f:
         env = env + b"".join(f.get(p, b"") for p in JobField.ENVELOPE_PIECES)
@@ -383,7 +387,7 @@ def parse_job(job_id: str, queue: str, raw: dict[bytes, bytes]) -> JobInfo | Non
         enqueued_ms=num(JobField.ENQUEUED),
         started_ms=num(JobField.STARTED),
         finished_ms=num(JobField.FINISHED),
-        result=f.get(JobField.RESULT),
+        result=result,
         error=err.decode(errors="replace") if err is not None else None,
         history=history,
         envelope=env,

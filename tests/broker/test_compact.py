@@ -74,3 +74,16 @@ def test_reserve_is_capped_at_1000_per_call(broker: RedisBroker, n: int) -> None
     call = broker.ops.reserve(["default"], n, 30_000)
     reply = broker._one(type(call)(call.script, call.keys, (n, *call.args[1:])))
     assert (len(reply) - 4) // 8 == 1000
+
+
+def test_none_result_is_not_stored_but_reads_back(broker: RedisBroker) -> None:
+    jobs = [_job(10), _job(10)]
+    broker.enqueue(jobs)
+    a, b = broker.reserve(["default"], 2, 30_000).jobs
+    done = [Completion(a.id, a.queue, a.token, b"\xc0"), Completion(b.id, b.queue, b.token, b"\x01")]
+    assert broker.ack(done, 60_000) == [Code.OK, Code.OK]
+    k = broker.ops.keys("default")
+    assert broker.client.hget(k.job(a.id), "res") is None  # msgpack nil: nothing written
+    info_a, info_b = broker.job(a.id, ["default"]), broker.job(b.id, ["default"])
+    assert info_a is not None and info_a.result == b"\xc0"
+    assert info_b is not None and info_b.result == b"\x01"
