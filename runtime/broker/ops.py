@@ -320,10 +320,11 @@ def _created(jobs: Sequence[NewJob]) -> list[EnqueueResult]:
 
 
 def _reserved(queues: Sequence[str], reply: Sequence[Any]) -> list[Reserved]:
-    """The leased jobs of a reserve reply (8 entries per job from index 4, see reserve.lua)."""
+    """The leased jobs of a reserve reply (7 entries per job from index 5, see reserve.lua)."""
     s_id, s_queue, s_token, s_env, s_att, s_dlv, s_lease, s_ready = _R_SET
+    deadline = reply[4]
     jobs = []
-    for i in range(4, len(reply), 8):
+    for i in range(5, len(reply), 7):
         r = _new(Reserved)
         rid = reply[i + 1]
         s_id(r, rid.decode() if type(rid) is bytes else str(rid))
@@ -332,8 +333,8 @@ def _reserved(queues: Sequence[str], reply: Sequence[Any]) -> list[Reserved]:
         s_env(r, reply[i + 3])
         s_att(r, int(reply[i + 4]))  # integer or integer string
         s_dlv(r, reply[i + 5])
-        s_lease(r, reply[i + 6])
-        s_ready(r, int(reply[i + 7]))
+        s_lease(r, deadline)
+        s_ready(r, int(reply[i + 6]))
         jobs.append(r)
     return jobs
 

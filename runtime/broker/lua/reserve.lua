@@ -10,8 +10,9 @@
 -- ARGV[6] anchor         the active ZSET's +inf anchor member (longer than 64 bytes, not a valid job id)
 -- ARGV[7..] 2 per queue: rate (jobs/s, 0 = unlimited), burst (bucket size)
 -- Returns: {dead_lettered, next_due_ms (-1 none), rate_wait_ms (-1 none), server_now_ms,
---           then 8 per leased job: queue index (0-based), id, token, envelope, attempt, deliveries,
---           lease deadline ms, ready ms}; attempt and ready ms may come as integer strings
+--           lease deadline ms (the same for every job of the call),
+--           then 7 per leased job: queue index (0-based), id, token, envelope, attempt, deliveries,
+--           ready ms}; attempt and ready ms may come as integer strings
 -- KEYS[6i+2] (active) always holds ARGV[6], an anchor member scored +inf that no recovery sweep ever
 -- reaches: it keeps the ZSET in skiplist encoding (a small listpack/ziplist ZSET parses every score
 -- as text on each insert, ~3x the cost per leased job).
@@ -30,8 +31,8 @@ local deadline = now + lease
 -- numbers handed to redis.call are formatted with sprintf each time: format the constant ones once
 local nows, dls = tostring(now), tostring(deadline)
 local anchor = ARGV[6]
-local out = {0, -1, -1, now}
-local n = 4  -- #out, kept by hand (the # operator searches)
+local out = {0, -1, -1, now, deadline}
+local n = 5  -- #out, kept by hand (the # operator searches)
 local dead_count, leased = 0, 0
 
 local function promote(ready, delayed, jp)
@@ -116,9 +117,8 @@ for q = 0, nq - 1 do
         out[n + 4] = env
         out[n + 5] = f[3] or 1  -- attempt: a string when set (the client reads it as an int)
         out[n + 6] = dlv
-        out[n + 7] = deadline
-        out[n + 8] = f[4] or nows  -- ready ms, as stored (string)
-        n = n + 8
+        out[n + 7] = f[4] or nows  -- ready ms, as stored (string)
+        n = n + 7
         got = got + 1
       elseif st == 'cancelled' then
         redis.call('PEXPIRE', jk, cancel_ttl)
