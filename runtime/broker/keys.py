@@ -45,7 +45,10 @@ class JobField:
     STATE: Final = "state"
     TASK: Final = "task"
     ATTEMPT: Final = "att"  # 1-based; +1 per retry
-    DELIVERIES: Final = "dlv"  # deliveries that count toward max_deliveries (release gives one back)
+    #: deliveries that count toward max_deliveries are TOKEN - RELEASED: a delivery writes only 'tok';
+    #: release adds 1 to 'rel' (gives its delivery back), replay sets 'rel' = 'tok' (starts over).
+    RELEASED: Final = "rel"
+    DELIVERIES: Final = "dlv"  # no longer written (derived as above); kept so the name stays defined
     TOKEN: Final = "tok"  # monotonic fencing token, +1 per reserve
     ENQUEUED: Final = "enq"  # server ms the job was accepted
     READY: Final = "rdy"  # server ms it last became ready (queue-wait measurement)

@@ -384,7 +384,7 @@ def parse_job(job_id: str, queue: str, raw: dict[bytes, bytes]) -> JobInfo | Non
         state=state,
         task=_s(f.get(JobField.TASK, b"")),
         attempt=_default(num(JobField.ATTEMPT), 1),
-        deliveries=_default(num(JobField.DELIVERIES), 0),
+        deliveries=(num(JobField.TOKEN) or 0) - (num(JobField.RELEASED) or 0),  # see JobField.RELEASED
         enqueued_ms=num(JobField.ENQUEUED),
         started_ms=num(JobField.STARTED),
         finished_ms=num(JobField.FINISHED),

@@ -14,7 +14,7 @@
 --          else {number created, then 2 per job NOT created: its 1-based position in the batch, the id
 --          of the job that already exists}. Created jobs are not echoed back (smaller reply).
 -- An id that already has a record is a no-op (0), so a client retrying after a lost reply
--- cannot create a duplicate. Fields 'att' (1), 'tok' and 'dlv' (0) are left to their defaults.
+-- cannot create a duplicate. Fields 'att' (1), 'tok' and 'rel' (0) are left to their defaults.
 -- Envelopes of 65..256 bytes are split over 'env', 'env2'..'env4' (64 bytes each; see pass 2).
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

@@ -13,9 +13,9 @@ local recovered, dead = 0, 0
 for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[1], id)
   local jk = KEYS[5] .. id
-  local f = redis.call('HMGET', jk, 'state', 'dlv', 'hist', 'cxl')
+  local f = redis.call('HMGET', jk, 'state', 'tok', 'hist', 'cxl', 'rel')
   if f[1] == 'running' then
-    local dlv = tonumber(f[2]) or 0
+    local dlv = (tonumber(f[2]) or 0) - (tonumber(f[5]) or 0)  -- deliveries = tok - rel
     local hist = f[3] or ''
     if f[4] == '1' then
       redis.call('HSET', jk, 'state', 'cancelled', 'fin', now)

@@ -23,7 +23,7 @@ for i = 3, #ARGV, 2 do
     codes[#codes + 1] = 0
   else
     redis.call('HSET', jk, 'state', 'queued', 'rdy', now)
-    redis.call('HINCRBY', jk, 'dlv', -1)
+    redis.call('HINCRBY', jk, 'rel', 1)  -- deliveries = tok - rel
     redis.call('HDEL', jk, 'cxl')
     redis.call('ZREM', KEYS[1], id)
     back[#back + 1] = id

@@ -16,9 +16,10 @@ local n = 0
 for _, id in ipairs(ids) do
   if redis.call('ZREM', KEYS[1], id) == 1 then
     local jk = KEYS[4] .. id
-    local f = redis.call('HMGET', jk, 'state', 'env', 'hist')
+    local f = redis.call('HMGET', jk, 'state', 'env', 'hist', 'tok')
     if f[1] == 'dead' and f[2] then
-      redis.call('HSET', jk, 'state', 'queued', 'att', 1, 'dlv', 0, 'rdy', now,
+      -- deliveries (tok - rel) start over at 0; the token itself never repeats
+      redis.call('HSET', jk, 'state', 'queued', 'att', 1, 'rel', f[4] or '0', 'rdy', now,
         'hist', (f[3] or '') .. cjson.encode({t = now, event = 'replayed'}) .. '\n')
       redis.call('HDEL', jk, 'err', 'fin', 'sta', 'res')
       redis.call('PERSIST', jk)

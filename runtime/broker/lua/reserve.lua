@@ -82,10 +82,12 @@ for q = 0, nq - 1 do
     budget = budget - #ids
     for _, id in ipairs(ids) do
       local jk = jp .. id
-      -- one read, one write per job; 'tok'/'dlv' absent = 0, 'att' absent = 1 (enqueue skips them);
+      -- one read, one write per job; 'tok'/'rel' absent = 0, 'att' absent = 1 (enqueue skips them);
+      -- deliveries = tok - rel ('rel': deliveries given back by release, or discounted by replay), so
+      -- a delivery writes 'tok' alone;
       -- 'env2'..'env4' hold the rest of a 65..256-byte envelope (see enqueue.lua). A field that is
       -- absent costs a scan of the whole record, so 'env3'/'env4' are asked for only when 'env2' is full.
-      local f = redis.call('HMGET', jk, 'state', 'env', 'att', 'rdy', 'tok', 'dlv', 'env2')
+      local f = redis.call('HMGET', jk, 'state', 'env', 'att', 'rdy', 'tok', 'rel', 'env2')
       local st = f[1]
       if st == 'queued' then
         local env = f[2] or ''  -- a record with no envelope still yields a reply the worker can dead-letter
@@ -103,12 +105,9 @@ for q = 0, nq - 1 do
           tok = tonumber(f[5]) + 1
           toks = tostring(tok)
         end
-        local dlv, dlvs = tok, toks
-        if f[6] ~= f[5] then
-          dlv = (tonumber(f[6]) or 0) + 1
-          dlvs = tostring(dlv)
-        end
-        redis.call('HSET', jk, 'state', 'running', 'sta', nows, 'tok', toks, 'dlv', dlvs)
+        local dlv = tok
+        if f[6] then dlv = tok - tonumber(f[6]) end
+        redis.call('HSET', jk, 'state', 'running', 'sta', nows, 'tok', toks)
         zadd[#zadd + 1] = dls
         zadd[#zadd + 1] = id
         out[n + 1] = q
@@ -123,7 +122,7 @@ for q = 0, nq - 1 do
       elseif st == 'cancelled' then
         redis.call('PEXPIRE', jk, cancel_ttl)
       elseif not st then
-        redis.call('HSET', jk, 'state', 'dead', 'err', 'no job record', 'fin', now, 'att', 0, 'dlv', 0,
+        redis.call('HSET', jk, 'state', 'dead', 'err', 'no job record', 'fin', now, 'att', 0,
           'hist', cjson.encode({t = now, event = 'dead', reason = 'no job record'}) .. '\n')
         redis.call('PEXPIRE', jk, dead_ttl)
         redis.call('ZADD', dead, now, id)
