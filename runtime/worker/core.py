@@ -31,7 +31,7 @@ from typing import Any
 
 from loguru import logger
 
-from runtime.broker.base import AsyncBroker, Broker, Code, Completion, ReserveBatch
+from runtime.broker.base import AsyncBroker, Broker, Code, Completion, ReserveBatch, Reserved
 from runtime.config.model import Settings
 from runtime.events import Event
 from runtime.registry import Registry
@@ -40,7 +40,7 @@ from runtime.upkeep import run_periodically_async
 from runtime.worker.codec import JobCodec
 from runtime.worker.leases import LeaseKeeper
 from runtime.worker.outcomes import Outcomes
-from runtime.worker.runner import Runner, Running
+from runtime.worker.runner import Runner
 from runtime.worker.stats import StatsRecorder
 
 _TICK = 0.05  # timeout wheel resolution (seconds)
@@ -83,6 +83,7 @@ class Worker:
         self.runner.ack_added = self._ack_added
         self.runner.outcome_done = self._outcome_done
         self.running = self.runner.running
+        self.runner.server_offset = lambda: self.leases.offset_ms
         heartbeat = ws.heartbeat_interval or settings.broker.lease / 3
         self.leases = LeaseKeeper(
             lease_broker, self.runner.owned, self.lease_ms, heartbeat, self._lost, self._cancel
@@ -178,7 +179,7 @@ class Worker:
             if max_tasks and self.runner.completed >= max_tasks:
                 logger.info("worker reached max_tasks_per_child={}, recycling", max_tasks)
                 return
-            free = self.slots - len(self.running) - self._inflight
+            free = self.slots + self.prefetch - len(self.running) - len(self.runner.buffer) - self._inflight
             if free <= 0:
                 self._slot_free.clear()
                 self._slot_waiting = True
@@ -186,7 +187,7 @@ class Worker:
                 self._slot_waiting = False
                 continue
             acks, self.runner.acks = self.runner.acks, []
-            n = min(free, -(-self.slots // self._lanes)) + (self.prefetch if lane == 0 else 0)
+            n = min(free, -(-(self.slots + self.prefetch) // self._lanes))
             self._inflight += n
             try:
                 # never raced against the stop event: a reply may hold leased jobs, which must be
@@ -206,8 +207,11 @@ class Worker:
                 continue
             if self.runner.acks:
                 continue
-            if burst and not self.running and not self.runner.pending and batch.next_due_ms is None:
+            idle = not self.running and not self.runner.buffer and not self.runner.pending
+            if burst and idle and batch.next_due_ms is None:
                 logger.info("burst: queues drained, worker exiting")
+                assert self._wake is not None
+                self._wake.set()  # other lanes may be parked: let them see it now, not in a second
                 return
             await self._park(batch)
 
@@ -232,9 +236,8 @@ class Worker:
         self.recorder.stats.last_reserve_at = time.time()
         if self.runner.debug:
             logger.bind(event=Event.RESERVED.value).debug("reserved {} job(s)", len(batch.jobs))
-        now_ms = time.time() * 1000 + self.leases.offset_ms  # in Redis server time, like enqueued_ms
-        for r in batch.jobs:
-            self.runner.start(r, now_ms)
+        # in Redis server time, like enqueued_ms
+        self.runner.accept(batch.jobs, time.time() * 1000 + self.leases.offset_ms)
 
     _last_error_log = 0.0
 
@@ -344,6 +347,9 @@ class Worker:
         """Finish running jobs within the grace period, then release the rest, then flush acks."""
         grace = self.settings.workers.shutdown_grace
         deadline = time.monotonic() + grace
+        unstarted = self.runner.take_buffered()
+        if unstarted:  # prefetched, never started: back to the head of their queue right away
+            await self._release(unstarted)
         self._slot_waiting = True
         while self.running and time.monotonic() < deadline:
             assert self._slot_free is not None
@@ -353,10 +359,10 @@ class Worker:
         await self._release(self.runner.take_unfinished())
         await self._flush_final()
 
-    async def _release(self, leftovers: list[Running]) -> None:
+    async def _release(self, leftovers: list[Reserved]) -> None:
         by_queue: dict[str, list[tuple[str, int]]] = {}
-        for run in leftovers:
-            by_queue.setdefault(run.reserved.queue, []).append((run.reserved.id, run.reserved.token))
+        for r in leftovers:
+            by_queue.setdefault(r.queue, []).append((r.id, r.token))
         for queue, jobs in by_queue.items():
             for attempt in range(20):
                 try:

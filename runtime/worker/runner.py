@@ -16,6 +16,7 @@ import contextvars
 import functools
 import inspect
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -86,8 +87,13 @@ class Runner:
         self.codec = codec
         self.recorder = recorder
         self.outcomes = outcomes
+        self.slots = slots
         self.owned: Owned = {}
         self.running: dict[str, Running] = {}
+        self.buffer: deque[Reserved] = deque()  # prefetched, leased, not started yet
+        self.draining = False
+        #: Redis server clock minus local clock (ms), from the lease thread (queue-wait figures)
+        self.server_offset: Callable[[], float] = lambda: 0.0
         self.acks: list[Completion] = []
         self.pending: set[asyncio.Task[None]] = set()  # outcome writes in flight
         self.completed = 0
@@ -109,7 +115,26 @@ class Runner:
         self.threads.shutdown(wait=False, cancel_futures=True)
         self.procs.close()
 
-    def take_unfinished(self) -> list[Running]:
+    def accept(self, jobs: Sequence[Reserved], now_ms: float) -> None:
+        """Start what fits in the free slots; keep the rest (``workers.prefetch``) leased in a buffer
+        that a freed slot draws from at once, without waiting for a round trip."""
+        for r in jobs:
+            if self.draining or len(self.running) >= self.slots:
+                self.owned[r.id] = (r.queue, r.token)  # the heartbeat keeps its lease alive
+                self.buffer.append(r)
+            else:
+                self.start(r, now_ms)
+
+    def take_buffered(self) -> list[Reserved]:
+        """Stop starting buffered jobs and hand them over (graceful stop releases them unstarted)."""
+        self.draining = True
+        taken = list(self.buffer)
+        self.buffer.clear()
+        for r in taken:
+            self.owned.pop(r.id, None)
+        return taken
+
+    def take_unfinished(self) -> list[Reserved]:
         """Forget every running job (graceful stop): their futures are cancelled, leases kept for release."""
         leftovers = list(self.running.values())
         self.running.clear()
@@ -117,7 +142,7 @@ class Runner:
             self.owned.pop(run.reserved.id, None)
             if run.future is not None and not run.future.done():
                 run.future.cancel()
-        return leftovers
+        return [run.reserved for run in leftovers] + self.take_buffered()
 
     def start(self, r: Reserved, now_ms: float) -> None:
         try:
@@ -226,6 +251,10 @@ class Runner:
         del self.running[r.id]
         del self.owned[r.id]
         self.completed += 1
+        if self.buffer and not self.draining:
+            now_ms = time.time() * 1000 + self.server_offset()
+            while self.buffer and len(self.running) < self.slots:
+                self.start(self.buffer.popleft(), now_ms)
         self.slot_freed()
         elapsed_ms = (time.monotonic() - run.started) * 1000
         name = run.spec.name
