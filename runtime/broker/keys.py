@@ -51,7 +51,7 @@ class JobField:
     DELIVERIES: Final = "dlv"  # no longer written (derived as above); kept so the name stays defined
     TOKEN: Final = "tok"  # monotonic fencing token, +1 per reserve
     ENQUEUED: Final = "enq"  # server ms the job was accepted
-    READY: Final = "rdy"  # server ms it last became ready (queue-wait measurement)
+    READY: Final = "rdy"  # server ms it last became ready (queue-wait measurement); absent = ENQUEUED
     STARTED: Final = "sta"
     FINISHED: Final = "fin"
     RESULT: Final = "res"

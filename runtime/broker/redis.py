@@ -60,6 +60,13 @@ def _block(timeout: float, opt: BrokerOptions) -> float:
     return round(min(max(0.001, timeout), opt.max_block), 3)
 
 
+_READY = (JobField.READY, JobField.ENQUEUED)  # 'rdy' is absent while it equals 'enq' (enqueue.lua)
+
+
+def _ready_ms(fields: list[Any]) -> Any:
+    return fields[0] if fields[0] is not None else fields[1]
+
+
 def _stats(queue: str, replies: list[Any], head_ready: Any, now_ms: int) -> QueueStats:
     ready, scheduled, running, dead = (int(r) for r in replies[:4])
     age = max(0.0, float(now_ms - int(head_ready))) if ready and head_ready is not None else 0.0
@@ -179,7 +186,7 @@ class RedisBroker:
             pipe.llen(k.ready).zcard(k.delayed).zcount(k.active, "-inf", _LEASED)
             pipe.zcard(k.dead).lindex(k.ready, 0)
             replies = pipe.execute()
-            head = self.client.hget(k.job(replies[4].decode()), JobField.READY) if replies[4] else None
+            head = _ready_ms(self.client.hmget(k.job(replies[4].decode()), _READY)) if replies[4] else None
         except REDIS_ERRORS as exc:
             raise translate(exc) from exc
         return _stats(queue, replies, head, self.server_time_ms())
@@ -348,7 +355,9 @@ class AsyncRedisBroker:
             pipe.llen(k.ready).zcard(k.delayed).zcount(k.active, "-inf", _LEASED)
             pipe.zcard(k.dead).lindex(k.ready, 0)
             replies = await pipe.execute()
-            head = await self.client.hget(k.job(replies[4].decode()), JobField.READY) if replies[4] else None
+            head = (
+                _ready_ms(await self.client.hmget(k.job(replies[4].decode()), _READY)) if replies[4] else None
+            )
         except REDIS_ERRORS as exc:
             raise translate(exc) from exc
         return _stats(queue, replies, head, await self.server_time_ms())

@@ -76,15 +76,16 @@ local more = {'env2', 'env3', 'env4'}
 local ready_ids = {}
 for _, i in ipairs(new) do
   local id, env, delay, ikey, task = a[i], a[i + 1], a[i + 2], a[i + 3], a[i + 4]
-  local state, rdy = 'queued', nows
+  -- 'rdy' (when it became ready) is left out while it equals 'enq': readers fall back to 'enq'
+  local h = {'state', 'queued', 'env', env, 'task', task, 'enq', nows}
   if delay > 0 then
-    state, rdy = 'scheduled', now + delay
-    redis.call('ZADD', KEYS[2], rdy, id)
+    h[2] = 'scheduled'
+    h[9], h[10] = 'rdy', now + delay
+    redis.call('ZADD', KEYS[2], now + delay, id)
   else
     ready_ids[#ready_ids + 1] = id
   end
   local n = #env
-  local h = {'state', state, 'env', env, 'task', task, 'enq', nows, 'rdy', rdy}
   if n > CHUNK and n <= CHUNK * MAX_CHUNKS then
     h[4] = string.sub(env, 1, CHUNK)
     for c = 2, math.ceil(n / CHUNK) do

@@ -87,7 +87,7 @@ for q = 0, nq - 1 do
       -- a delivery writes 'tok' alone;
       -- 'env2'..'env4' hold the rest of a 65..256-byte envelope (see enqueue.lua). A field that is
       -- absent costs a scan of the whole record, so 'env3'/'env4' are asked for only when 'env2' is full.
-      local f = redis.call('HMGET', jk, 'state', 'env', 'att', 'rdy', 'tok', 'rel', 'env2')
+      local f = redis.call('HMGET', jk, 'state', 'env', 'att', 'rdy', 'tok', 'rel', 'env2', 'enq')
       local st = f[1]
       if st == 'queued' then
         local env = f[2] or ''  -- a record with no envelope still yields a reply the worker can dead-letter
@@ -116,7 +116,7 @@ for q = 0, nq - 1 do
         out[n + 4] = env
         out[n + 5] = f[3] or 1  -- attempt: a string when set (the client reads it as an int)
         out[n + 6] = dlv
-        out[n + 7] = f[4] or nows  -- ready ms, as stored (string)
+        out[n + 7] = f[4] or f[8] or nows  -- ready ms as stored ('rdy', else 'enq': see enqueue.lua)
         n = n + 7
         got = got + 1
       elseif st == 'cancelled' then
