@@ -274,3 +274,30 @@ async def test_async_task_forced_into_the_thread_pool(redis_url: str, namespace:
         await run_burst(s)
         j = info(b, s, jid)
         assert j is not None and j.state == JobState.SUCCEEDED and msgpack.unpackb(j.result) == 42
+
+
+async def test_prefetch_buffers_leased_jobs_and_releases_them_at_stop(redis_url: str, namespace: str) -> None:
+    import asyncio
+    import time
+
+    from runtime.config.model import WorkerSettings
+
+    from .harness import make_worker
+
+    s = make_settings(
+        redis_url, namespace, workers=WorkerSettings(concurrency=2, prefetch=3, shutdown_grace=5)
+    )
+    with cleanup(s) as b:
+        ids = [enqueue(b, s, "asleep_ms", 300) for _ in range(10)]
+        w = make_worker(s)
+        run = asyncio.ensure_future(w.run())
+        deadline = time.monotonic() + 5
+        while len(w.runner.buffer) < 3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert len(w.running) == 2 and len(w.runner.buffer) == 3  # never more running than slots
+        assert b.stats("default").running == 5  # the buffered ones are leased too
+        w.request_stop()
+        await asyncio.wait_for(run, 5)
+        states = [info(b, s, i).state for i in ids]  # type: ignore[union-attr]
+        # the two running ones finished; the three buffered went back unstarted, with the rest
+        assert states.count(JobState.SUCCEEDED) == 2 and states.count(JobState.QUEUED) == 8
