@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import pickle
 import signal
@@ -110,11 +111,22 @@ def build_worker(settings: Settings, worker_id: str) -> Worker:
     )
 
 
+def tune_gc() -> None:
+    """Move everything imported so far out of the collector's sight and collect young objects less
+    often: a worker allocates a few short-lived containers per job, and with the default gen-0
+    threshold (700) the cyclic collector runs every ~100 jobs (measured: about a third of a no-op
+    job's CPU when the heap is large). Reference counting still frees acyclic garbage at once."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 50, 100)
+
+
 async def _serve(launch: WorkerLaunch) -> int:
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(loop_exception_handler)
     worker_id = f"{launch.run_id}-{launch.slot}-{os.getpid()}"
     worker = build_worker(launch.settings, worker_id)
+    tune_gc()  # after the task modules are imported: they are long-lived
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.request_stop)
     parent = os.getppid()
