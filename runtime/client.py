@@ -10,6 +10,9 @@ Everything is checked before anything is written: an unknown task raises ``Unkno
 over the limits ``SerializationError``/``PayloadTooLarge``, a full queue ``QueueFull``.
 ``enqueue_many`` sends a whole batch in one round trip (atomic per queue).
 
+``AsyncClient.enqueue`` is auto-pipelined: calls made while a send is in flight (or in the same loop
+iteration) are coalesced into one batched enqueue, each caller getting its own result or error.
+
 ``_eta`` (a datetime or epoch seconds) is turned into a delay with this process's clock; the due time
 itself is then fixed by Redis server time, as for ``_delay``.
 """
@@ -20,16 +23,17 @@ import asyncio
 import datetime as dt
 import os
 import time
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from runtime.broker.base import Code, JobInfo, JobState, NewJob
+from runtime.broker.base import Code, EnqueueResult, JobInfo, JobState, NewJob
 from runtime.broker.connection import connect, connect_async
 from runtime.broker.redis import AsyncRedisBroker, RedisBroker
 from runtime.clock import Clock, SystemClock
 from runtime.config.model import Settings
 from runtime.config.units import parse_duration
-from runtime.errors import JobCancelled, JobFailed, ResultTimeout, UnknownTask
+from runtime.errors import JobCancelled, JobFailed, QueueFull, ResultTimeout, UnknownTask
 from runtime.job import EnvelopeCodec, EnvelopeEncoder, new_job_id, new_job_ids
 from runtime.queues import validate_name
 
@@ -102,6 +106,114 @@ class _Builder:
             kwargs: Mapping[str, Any] = item[2] if len(item) > 2 else _NO_OPTIONS
             out.append(self.build(item[0], args, kwargs, job_id))
         return out
+
+
+#: most jobs one coalesced send carries (= the broker's script chunk: one script call per queue)
+BATCH_MAX = 1000
+_Pending = tuple[NewJob, "asyncio.Future[EnqueueResult]"]
+
+
+class _Coalescer:
+    """Auto-pipelining for ``AsyncClient.enqueue``: one send in flight, the calls behind it gathered.
+
+    Callers append (job, future) and await the future; a single flusher task sends the queue head
+    (up to ``BATCH_MAX``, in call order) as one batched enqueue per queue, then the next head. One
+    send at a time keeps calls made in order in order, and takes one pooled connection per queue.
+    A caller cancelled before its job is sent is skipped (nothing written).
+    """
+
+    def __init__(self, broker: AsyncRedisBroker, max_length: dict[str, int], limit: int = BATCH_MAX) -> None:
+        self._broker = broker
+        self._max_length = max_length
+        self._limit = limit
+        self._pending: deque[_Pending] = deque()
+        self._flusher: asyncio.Task[None] | None = None
+
+    def submit(self, job: NewJob) -> asyncio.Future[EnqueueResult]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[EnqueueResult] = loop.create_future()
+        self._pending.append((job, fut))
+        if self._flusher is None:
+            # started as a task, so every call made in this loop iteration joins the first send
+            self._flusher = loop.create_task(self._run())
+        return fut
+
+    async def drain(self) -> None:
+        """Wait until every submitted job has been sent (used by close)."""
+        while self._flusher is not None:
+            await asyncio.wait([self._flusher])
+
+    async def _run(self) -> None:
+        try:
+            while self._pending:
+                batch = self._take()
+                if batch:
+                    await self._send(batch)
+        except BaseException as exc:  # cancelled: nobody is left to send what still waits
+            while self._pending:
+                _settle(self._pending.popleft()[1], exc)
+            raise
+        finally:
+            self._flusher = None
+
+    def _take(self) -> list[_Pending]:
+        batch: list[_Pending] = []
+        pending = self._pending
+        while pending and len(batch) < self._limit:
+            item = pending.popleft()
+            if not item[1].done():  # done = its caller was cancelled while waiting
+                batch.append(item)
+        return batch
+
+    async def _send(self, batch: list[_Pending]) -> None:
+        groups: dict[str, list[_Pending]] = {}
+        for item in batch:
+            groups.setdefault(item[0].queue, []).append(item)
+        if len(groups) == 1:
+            await self._send_queue(batch)
+        else:  # one script call per queue anyway: run them side by side so one failure stays its own
+            await asyncio.gather(*(self._send_queue(g) for g in groups.values()))
+
+    async def _send_queue(self, items: list[_Pending]) -> None:
+        """One queue's share of a send: errors go to exactly these callers."""
+        try:
+            results = await self._broker.enqueue([j for j, _ in items], max_length=self._max_length)
+        except QueueFull:
+            # the chunk was refused whole (nothing written); one by one, each caller gets what a lone
+            # call would have got: the jobs that still fit are queued, the rest see QueueFull
+            for item in items:
+                await self._send_one(item)
+            return
+        except BaseException as exc:  # a connection error reaches every caller of this send
+            for _, fut in items:
+                _settle(fut, exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, fut), res in zip(items, results, strict=True):
+            if not fut.done():
+                fut.set_result(res)
+
+    async def _send_one(self, item: _Pending) -> None:
+        job, fut = item
+        try:
+            res = (await self._broker.enqueue([job], max_length=self._max_length))[0]
+        except BaseException as exc:
+            _settle(fut, exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        if not fut.done():
+            fut.set_result(res)
+
+
+def _settle(fut: asyncio.Future[Any], exc: BaseException) -> None:
+    if fut.done():
+        return
+    if isinstance(exc, Exception):
+        fut.set_exception(exc)
+    else:  # the flusher itself was cancelled (loop shutting down): so are its callers
+        fut.cancel()
 
 
 def _outcome(info: JobInfo | None, job_id: str, codec: EnvelopeCodec) -> tuple[bool, Any]:
@@ -248,6 +360,7 @@ class AsyncClient:
         self.builder = _Builder(settings, self.clock)
         self.codec = EnvelopeCodec(settings.broker.limits)
         self.broker = broker or connect_async(settings, clock=self.clock)
+        self._coalescer = _Coalescer(self.broker, self.builder.max_length)
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str], **kw: Any) -> AsyncClient:
@@ -256,8 +369,9 @@ class AsyncClient:
         return cls(load_settings(path), **kw)
 
     async def enqueue(self, task: str, *args: Any, **kwargs: Any) -> AsyncJob:
+        """Validated here (errors raised before anything is queued), then sent auto-pipelined."""
         job = self.builder.build(task, args, kwargs)
-        res = (await self.broker.enqueue([job], max_length=self.builder.max_length))[0]
+        res = await self._coalescer.submit(job)
         return AsyncJob(self, res.id, job.queue)
 
     async def enqueue_many(self, items: Iterable[JobSpec]) -> list[AsyncJob]:
@@ -270,6 +384,7 @@ class AsyncClient:
         return AsyncJob(self, job_id, info.queue) if info else None
 
     async def close(self) -> None:
+        await self._coalescer.drain()
         await self.broker.close()
 
     async def __aenter__(self) -> AsyncClient:

@@ -79,6 +79,13 @@ def make_client(url: str, bs: BrokerSettings, *, asyncio: bool = False) -> Any:
     retry_cls: Any = AsyncRetry if asyncio else Retry
     retry_obj = retry_cls(ExponentialBackoff(cap=1.0, base=0.05), _RETRIES)
     mod: Any = aredis if asyncio else redis
+    if parts.scheme in ("redis", "rediss", "unix") and asyncio:
+        # a blocking pool: many concurrent coroutines wait for a free connection (bounded by the
+        # command timeout) instead of failing with "Too many connections" past pool_size
+        pool = aredis.BlockingConnectionPool.from_url(
+            url, max_connections=bs.pool_size, timeout=bs.command_timeout, retry=retry_obj, **common
+        )
+        return aredis.Redis.from_pool(pool)
     if parts.scheme in ("redis", "rediss", "unix"):
         return mod.Redis.from_url(url, max_connections=bs.pool_size, retry=retry_obj, **common)
     q = {k: v[-1] for k, v in parse_qs(parts.query).items()}
