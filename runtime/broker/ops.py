@@ -2,15 +2,14 @@
 
 Every broker operation is split in two pure halves: ``Ops.<op>()`` builds the script calls (keys from
 ``keys.py``, arguments in the order the ``.lua`` header declares), and ``parse_<op>()`` turns the raw
-reply into the types of ``runtime.broker.base``. ``RedisBroker`` and ``AsyncRedisBroker`` only move
-these calls over the wire, so their semantics cannot drift apart.
+reply into the types of ``runtime.broker.base`` (bulk conversions in ``replies.py``). ``RedisBroker``
+and ``AsyncRedisBroker`` only move these calls over the wire, so their semantics cannot drift apart.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
@@ -21,17 +20,14 @@ from runtime.broker.base import (
     Completion,
     EnqueueResult,
     ExtendResult,
-    JobInfo,
-    JobState,
     NewJob,
     ReserveBatch,
-    Reserved,
 )
-from runtime.broker.keys import ACTIVE_ANCHOR, JobField, QueueKeys, queue_keys
+from runtime.broker.keys import ACTIVE_ANCHOR, QueueKeys, queue_keys
+from runtime.broker.replies import created, reserved
 from runtime.broker.scripts import Call, Scripts
-from runtime.errors import BrokerError, QueueFull
+from runtime.errors import QueueFull
 
-_NIL_RESULT = b"\xc0"  # msgpack nil
 _CODES = (Code.OK, Code.STALE, Code.MISSING, Code.WRONG_STATE)
 
 
@@ -76,12 +72,23 @@ class Ops:
         self.sc = scripts or Scripts()
         self._keys: dict[str, QueueKeys] = {}
         self._groups: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
+        # KEYS tuples per queue (group), built once: QueueKeys properties format a string per access
+        self._enq_keys: dict[str, tuple[str, ...]] = {}
+        self._ack_keys: dict[str, tuple[str, ...]] = {}
+        self._res_keys: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[Any, ...]]] = {}
 
     def keys(self, queue: str) -> QueueKeys:
         k = self._keys.get(queue)
         if k is None:
             k = self._keys[queue] = queue_keys(self.opt.namespace, queue)
         return k
+
+    def _enqueue_keys(self, queue: str) -> tuple[str, ...]:
+        keys = self._enq_keys.get(queue)
+        if keys is None:
+            k = self.keys(queue)
+            keys = self._enq_keys[queue] = (k.ready, k.delayed, k.wake, k.job_prefix, k.idem_prefix)
+        return keys
 
     # --- enqueue ---------------------------------------------------------------------------
 
@@ -91,6 +98,17 @@ class Ops:
         Chunking keeps every script O(batch): a million-job ``enqueue_many`` must not block Redis for
         seconds. All calls still travel in one pipelined round trip.
         """
+        limits = max_length or {}
+        if len(jobs) == 1:  # Client.enqueue: no grouping
+            j = jobs[0]
+            limit = limits.get(j.queue)
+            args = (
+                -1 if limit is None else limit,
+                self.opt.idempotency_ttl_ms,
+                self.opt.wake_cap,
+                _blob([j.id, j.envelope, j.delay_ms, j.idempotency_key or "", j.task]),
+            )
+            return EnqueuePlan([Call(self.sc.enqueue, self._enqueue_keys(j.queue), args)], [[0]])
         by_queue: dict[str, list[int]] = {}
         for i, j in enumerate(jobs):
             members = by_queue.get(j.queue)
@@ -98,10 +116,8 @@ class Ops:
                 members = by_queue[j.queue] = []
             members.append(i)
         plan = EnqueuePlan([], [])
-        limits = max_length or {}
         for q, members in by_queue.items():
-            k = self.keys(q)
-            keys = (k.ready, k.delayed, k.wake, k.job_prefix, k.idem_prefix)
+            keys = self._enqueue_keys(q)
             limit = limits.get(q)
             for start in range(0, len(members), ENQUEUE_CHUNK):
                 chunk = members[start : start + ENQUEUE_CHUNK]
@@ -128,7 +144,7 @@ class Ops:
                 raise QueueFull(
                     f"queue {_queue_of(call)!r} is at max_length {call.args[0]}; nothing was written"
                 )
-        out = _created(jobs)
+        out = created(jobs)
         if all(len(r) == 1 for r in replies):  # nothing deduplicated: the common case
             return out
         for members, reply in zip(plan.members, replies, strict=True):
@@ -160,7 +176,17 @@ class Ops:
         return groups
 
     def reserve(self, queues: Sequence[str], n: int, lease_ms: int) -> Call:
-        keys: list[str] = []
+        group = tuple(queues)
+        cached = self._res_keys.get(group)
+        if cached is None:
+            keys: list[str] = []
+            rates: list[Any] = []
+            for q in group:
+                k = self.keys(q)
+                keys += (k.ready, k.active, k.delayed, k.dead, k.rate, k.job_prefix)
+                rate = self.opt.rate_limits.get(q) or 0
+                rates += (rate, max(1.0, rate))
+            cached = self._res_keys[group] = (tuple(keys), tuple(rates))
         # bounded script: a caller asking for more gets at most RESERVE_MAX per call
         args: list[Any] = [
             min(n, RESERVE_MAX),
@@ -169,18 +195,14 @@ class Ops:
             self.opt.result_ttl_ms,
             self.opt.dead_ttl_ms,
             ACTIVE_ANCHOR,
+            *cached[1],
         ]
-        for q in queues:
-            k = self.keys(q)
-            keys += (k.ready, k.active, k.delayed, k.dead, k.rate, k.job_prefix)
-            rate = self.opt.rate_limits.get(q) or 0
-            args += (rate, max(1.0, rate))
-        return Call(self.sc.reserve, keys, args)
+        return Call(self.sc.reserve, cached[0], args)
 
     @staticmethod
     def parse_reserve(queues: Sequence[str], reply: Sequence[Any]) -> ReserveBatch:
         return ReserveBatch(
-            _reserved(queues, reply),
+            reserved(queues, reply),
             dead_lettered=reply[0],
             next_due_ms=None if reply[1] < 0 else reply[1],
             rate_limited_ms=None if reply[2] < 0 else reply[2],
@@ -199,7 +221,9 @@ class Ops:
         calls = []
         step = 3 * ACK_CHUNK
         for q, flat in by_queue.items():
-            keys = (self.keys(q).active, self.keys(q).job_prefix)
+            keys = self._ack_keys.get(q)
+            if keys is None:
+                keys = self._ack_keys[q] = (self.keys(q).active, self.keys(q).job_prefix)
             calls += [
                 Call(self.sc.ack, keys, (result_ttl_ms, _blob(flat[i : i + step])))
                 for i in range(0, len(flat), step)
@@ -299,46 +323,6 @@ class Ops:
         return Call(self.sc.purge, (key, k.job_prefix), (limit, "list" if container == "ready" else "zset"))
 
 
-_new = object.__new__
-# slot setters of the frozen Reserved: building ~100 per batch through the frozen __init__ (one
-# object.__setattr__ per field) cost twice as much; the objects are the same, fully initialised
-_R_SET = tuple(getattr(Reserved, f.name).__set__ for f in fields(Reserved))
-
-
-_E_ID, _E_CREATED = (getattr(EnqueueResult, f.name).__set__ for f in fields(EnqueueResult))
-
-
-def _created(jobs: Sequence[NewJob]) -> list[EnqueueResult]:
-    """``EnqueueResult(id, True)`` per job, through the slot setters (see ``_R_SET``)."""
-    out = []
-    for j in jobs:
-        r = _new(EnqueueResult)
-        _E_ID(r, j.id)
-        _E_CREATED(r, True)
-        out.append(r)
-    return out
-
-
-def _reserved(queues: Sequence[str], reply: Sequence[Any]) -> list[Reserved]:
-    """The leased jobs of a reserve reply (7 entries per job from index 5, see reserve.lua)."""
-    s_id, s_queue, s_token, s_env, s_att, s_dlv, s_lease, s_ready = _R_SET
-    deadline = reply[4]
-    jobs = []
-    for i in range(5, len(reply), 7):
-        r = _new(Reserved)
-        rid = reply[i + 1]
-        s_id(r, rid.decode() if type(rid) is bytes else str(rid))
-        s_queue(r, queues[reply[i]])
-        s_token(r, reply[i + 2])
-        s_env(r, reply[i + 3])
-        s_att(r, int(reply[i + 4]))  # integer or integer string
-        s_dlv(r, reply[i + 5])
-        s_lease(r, deadline)
-        s_ready(r, int(reply[i + 6]))
-        jobs.append(r)
-    return jobs
-
-
 def _blob(flat: list[Any]) -> bytes:
     # raw (pre-bin) msgpack: the cmsgpack inside Redis 6.2 rejects the bin type
     data: bytes = msgpack.packb(flat, use_bin_type=False)
@@ -349,47 +333,3 @@ def _queue_of(call: Call) -> str:
     # keys look like "<ns>:{<queue>}:<name>"; the queue sits inside the hash tag
     first = call.keys[0]
     return first[first.index("{") + 1 : first.index("}")]
-
-
-def _default(v: int | None, default: int) -> int:
-    return default if v is None else v
-
-
-def parse_job(job_id: str, queue: str, raw: dict[bytes, bytes]) -> JobInfo | None:
-    """A job HASH (as HGETALL returns it) as :class:`JobInfo`; None when empty."""
-    if not raw:
-        return None
-    f = {k.decode(): v for k, v in raw.items()}
-
-    def num(name: str) -> int | None:
-        v = f.get(name)
-        return int(v) if v is not None else None
-
-    try:
-        state = JobState(_s(f.get(JobField.STATE, b"queued")))
-    except ValueError as exc:
-        raise BrokerError(f"job {job_id}: unknown state {f.get(JobField.STATE)!r}") from exc
-    hist_raw = f.get(JobField.HISTORY, b"").decode(errors="replace")
-    history = [json.loads(line) for line in hist_raw.splitlines() if line.strip()]
-    err = f.get(JobField.ERROR)
-    result = f.get(JobField.RESULT)
-    if result is None and state is JobState.SUCCEEDED:
-        result = _NIL_RESULT  # ack.lua does not store a None result
-    env = f.get(JobField.ENVELOPE)
-    if env is not None and JobField.ENVELOPE_PIECES[0] in f:
-        env = env + b"".join(f.get(p, b"") for p in JobField.ENVELOPE_PIECES)
-    return JobInfo(
-        id=job_id,
-        queue=queue,
-        state=state,
-        task=_s(f.get(JobField.TASK, b"")),
-        attempt=_default(num(JobField.ATTEMPT), 1),
-        deliveries=(num(JobField.TOKEN) or 0) - (num(JobField.RELEASED) or 0),  # see JobField.RELEASED
-        enqueued_ms=num(JobField.ENQUEUED),
-        started_ms=num(JobField.STARTED),
-        finished_ms=num(JobField.FINISHED),
-        result=result,
-        error=err.decode(errors="replace") if err is not None else None,
-        history=history,
-        envelope=env,
-    )

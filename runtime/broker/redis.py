@@ -29,7 +29,8 @@ from runtime.broker.base import (
     ReserveBatch,
 )
 from runtime.broker.keys import JobField
-from runtime.broker.ops import RESERVE_MAX, BrokerOptions, Ops, parse_job
+from runtime.broker.ops import RESERVE_MAX, BrokerOptions, Ops
+from runtime.broker.replies import parse_job
 from runtime.broker.scripts import REDIS_ERRORS, Call, arun, arun_many, run, run_many, translate
 from runtime.clock import Clock, SystemClock
 

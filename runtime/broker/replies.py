@@ -1,0 +1,106 @@
+"""Turning script replies and job records into the types of ``runtime.broker.base``.
+
+The broker's hot path builds ~100 of these objects per call, so the frozen dataclasses are filled
+through their slot setters instead of their ``__init__`` (one ``object.__setattr__`` per field made
+``parse_reserve`` cost twice as much): the objects are the same type, fully initialised. Job records
+are read back with every storage detail undone (envelope pieces joined, absent fields defaulted).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import fields
+from typing import Any
+
+from runtime.broker.base import EnqueueResult, JobInfo, JobState, NewJob, Reserved
+from runtime.broker.keys import JobField
+from runtime.errors import BrokerError
+
+_NIL_RESULT = b"\xc0"  # msgpack nil: ack.lua does not store a None result
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+_new = object.__new__
+_R_SET = tuple(getattr(Reserved, f.name).__set__ for f in fields(Reserved))
+
+
+_E_ID, _E_CREATED = (getattr(EnqueueResult, f.name).__set__ for f in fields(EnqueueResult))
+
+
+def created(jobs: Sequence[NewJob]) -> list[EnqueueResult]:
+    """``EnqueueResult(id, True)`` per job, through the slot setters (see ``_R_SET``)."""
+    out = []
+    for j in jobs:
+        r = _new(EnqueueResult)
+        _E_ID(r, j.id)
+        _E_CREATED(r, True)
+        out.append(r)
+    return out
+
+
+def reserved(queues: Sequence[str], reply: Sequence[Any]) -> list[Reserved]:
+    """The leased jobs of a reserve reply (7 entries per job from index 5, see reserve.lua)."""
+    s_id, s_queue, s_token, s_env, s_att, s_dlv, s_lease, s_ready = _R_SET
+    deadline = reply[4]
+    jobs = []
+    for i in range(5, len(reply), 7):
+        r = _new(Reserved)
+        rid = reply[i + 1]
+        s_id(r, rid.decode() if type(rid) is bytes else str(rid))
+        s_queue(r, queues[reply[i]])
+        s_token(r, reply[i + 2])
+        s_env(r, reply[i + 3])
+        s_att(r, int(reply[i + 4]))  # integer or integer string
+        s_dlv(r, reply[i + 5])
+        s_lease(r, deadline)
+        s_ready(r, int(reply[i + 6]))
+        jobs.append(r)
+    return jobs
+
+
+def _default(v: int | None, default: int) -> int:
+    return default if v is None else v
+
+
+def parse_job(job_id: str, queue: str, raw: dict[bytes, bytes]) -> JobInfo | None:
+    """A job HASH (as HGETALL returns it) as :class:`JobInfo`; None when empty."""
+    if not raw:
+        return None
+    f = {k.decode(): v for k, v in raw.items()}
+
+    def num(name: str) -> int | None:
+        v = f.get(name)
+        return int(v) if v is not None else None
+
+    try:
+        state = JobState(_s(f.get(JobField.STATE, b"queued")))
+    except ValueError as exc:
+        raise BrokerError(f"job {job_id}: unknown state {f.get(JobField.STATE)!r}") from exc
+    hist_raw = f.get(JobField.HISTORY, b"").decode(errors="replace")
+    history = [json.loads(line) for line in hist_raw.splitlines() if line.strip()]
+    err = f.get(JobField.ERROR)
+    result = f.get(JobField.RESULT)
+    if result is None and state is JobState.SUCCEEDED:
+        result = _NIL_RESULT  # ack.lua does not store a None result
+    env = f.get(JobField.ENVELOPE)
+    if env is not None and JobField.ENVELOPE_PIECES[0] in f:
+        env = env + b"".join(f.get(p, b"") for p in JobField.ENVELOPE_PIECES)
+    return JobInfo(
+        id=job_id,
+        queue=queue,
+        state=state,
+        task=_s(f.get(JobField.TASK, b"")),
+        attempt=_default(num(JobField.ATTEMPT), 1),
+        deliveries=(num(JobField.TOKEN) or 0) - (num(JobField.RELEASED) or 0),  # see JobField.RELEASED
+        enqueued_ms=num(JobField.ENQUEUED),
+        started_ms=num(JobField.STARTED),
+        finished_ms=num(JobField.FINISHED),
+        result=result,
+        error=err.decode(errors="replace") if err is not None else None,
+        history=history,
+        envelope=env,
+    )
