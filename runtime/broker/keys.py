@@ -22,9 +22,6 @@ Global keys (other subsystems; no hash tag needed because each is used alone):
   autoscaler:history    LIST  recent decisions, newest first
   autoscaler:hosts      ZSET  supervisor host id -> expiry (ms): hosts sharing the global desired count
   autoscaler:leader     STRING host id of the controller that decides (SET NX PX, renewed each interval)
-  scheduler:lock        STRING leader lock of the scheduler (promotion/recovery sweeps)
-  cron:lock             STRING leader lock of the cron firer
-  cron:last:<schedule>  STRING last tick fired for that schedule
 """
 
 from __future__ import annotations
@@ -152,16 +149,8 @@ class GlobalKeys:
     def autoscaler_leader(self) -> str:
         return f"{self.namespace}:autoscaler:leader"
 
-    @property
-    def scheduler_lock(self) -> str:
-        return f"{self.namespace}:scheduler:lock"
 
-    @property
-    def cron_lock(self) -> str:
-        return f"{self.namespace}:cron:lock"
 
-    def cron_last(self, schedule: str) -> str:
-        return f"{self.namespace}:cron:last:{validate_name(schedule, 'schedule')}"
 
 
 def global_keys(namespace: str) -> GlobalKeys:

@@ -29,10 +29,6 @@ def test_invalid_names_never_reach_a_key(bad: str) -> None:
 
 def test_global_keys() -> None:
     g = global_keys("tq")
-    assert (g.workers, g.worker("w1"), g.scheduler_lock, g.cron_lock) == (
-        "tq:workers", "tq:worker:w1", "tq:scheduler:lock", "tq:cron:lock"
-    )  # fmt: skip
-    assert g.cron_last("nightly") == "tq:cron:last:nightly"
+    assert (g.workers, g.worker("w1")) == ("tq:workers", "tq:worker:w1")
     assert g.autoscaler_state == "tq:autoscaler:state" and g.autoscaler_history == "tq:autoscaler:history"
-    with pytest.raises(InvalidName):
-        g.cron_last("bad name")
+
