@@ -16,9 +16,11 @@ import contextvars
 import functools
 import inspect
 import time
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from loguru import logger
@@ -31,11 +33,11 @@ from runtime.events import Event
 from runtime.executor import ProcessPool, make_call, thread_pool
 from runtime.logging import JOB_FIELDS, log_event, task_logger
 from runtime.registry import Registry, TaskSpec
-from runtime.types import Histogram, TaskCounters
+from runtime.types import BUCKETS_MS, Histogram, TaskCounters
 from runtime.worker.codec import DecodedJob, JobCodec
 from runtime.worker.leases import Owned
 from runtime.worker.outcomes import Outcomes
-from runtime.worker.stats import StatsRecorder, observe
+from runtime.worker.stats import StatsRecorder
 
 _TICK = 0.05  # timeout wheel resolution (seconds)
 
@@ -54,6 +56,19 @@ def _report_progress(ctx: TaskContext, value: float, message: str | None) -> Non
     logger.debug(
         "job {} task {} progress {:.0%}{}", ctx.job_id, ctx.task, value, f": {message}" if message else ""
     )
+
+
+@dataclass(slots=True, frozen=True)
+class _Plan:
+    """Per-task constants the hot path reads (resolved once per task name)."""
+
+    spec: TaskSpec
+    name: str
+    timeout: float  # the task's configured timeout (a job's own ``_timeout`` overrides it)
+    is_async: bool
+    wants_context: bool
+    backstop: float  # extra seconds before the loop timer fires (process tasks: the pool kills first)
+    counters: TaskCounters
 
 
 @dataclass(slots=True, eq=False)
@@ -105,8 +120,10 @@ class Runner:
         self.slot_freed: Callable[[], None] = _nothing
         self.ack_added: Callable[[], None] = _nothing
         self.outcome_done: Callable[[], None] = _nothing
-        # hot-path caches: name -> spec / counters, queue -> wait histogram
-        self._specs: dict[str, TaskSpec] = {}
+        # hot-path caches: task name -> plan / counters, queue -> wait histogram
+        self._plans: dict[str, _Plan] = {}
+        self._decode = codec.decode
+        self._nil = codec.encode_result(None)  # most tasks return None: encoded once
         self._counters: dict[str, TaskCounters] = {}
         self._queue_wait: dict[str, Histogram] = {}
         self._wheel: dict[int, set[Running]] = {}  # timeout slot -> runs due in it
@@ -145,51 +162,81 @@ class Runner:
         return [run.reserved for run in leftovers] + self.take_buffered()
 
     def start(self, r: Reserved, now_ms: float) -> None:
+        # the per-job hot path: attribute chains, histogram updates and the timeout-wheel slot are
+        # inlined, per-task constants cached in ``_plans`` (measured: each layer is ~0.1-0.3 us)
         try:
-            job = self.codec.decode(r.envelope)
+            job = self._decode(r.envelope)
         except Exception as exc:
             self._outcome(self.outcomes.dead(r, None, f"envelope does not decode: {exc}"))
             return
-        spec = self._specs.get(job.task)
-        if spec is None:
+        plan = self._plans.get(job.task)
+        if plan is None:
             try:
-                spec = self._specs[job.task] = self.registry.get(job.task)
+                plan = self._plan(job.task)
             except UnknownTask as exc:
                 self._outcome(self.outcomes.dead(r, job.task, str(exc)))
                 return
+        spec = plan.spec
         loop = self.loop
         assert loop is not None
-        timeout = job.timeout or spec.settings.timeout
+        timeout = job.timeout or plan.timeout
         run = Running(r, spec, job, time.monotonic())
-        self.owned[r.id] = (r.queue, r.token)
-        self.running[r.id] = run
+        rid = r.id
+        self.owned[rid] = (r.queue, r.token)
+        self.running[rid] = run
         wait = self._queue_wait.get(r.queue)
         if wait is None:
             wait = self._queue_wait[r.queue] = self.recorder.queue_wait(r.queue)
-        observe(wait, now_ms - r.enqueued_ms if now_ms > r.enqueued_ms else 0.0)
+        ms = now_ms - r.enqueued_ms if now_ms > r.enqueued_ms else 0.0
+        wait.counts[bisect_left(BUCKETS_MS, ms)] += 1
+        wait.total += 1
+        wait.sum_ms += ms
         args: Sequence[Any] = job.args
-        if spec.wants_context:
+        if plan.wants_context:
             run.ctx = TaskContext(
-                r.id, spec.name, r.queue, r.attempt, time.time() + timeout, r.deliveries,
+                rid, plan.name, r.queue, r.attempt, time.time() + timeout, r.deliveries,
                 enqueued_at=r.enqueued_ms / 1000, _reporter=_report_progress,
             )  # fmt: skip
             args = (run.ctx, *args)
         if self.debug:
             log_event(
-                task_logger(r.id, spec.name, r.queue, r.attempt),
-                Event.STARTED,
-                f"job {r.id} task {spec.name}",
+                task_logger(rid, plan.name, r.queue, r.attempt), Event.STARTED, f"job {rid} task {plan.name}"
             )
         try:
-            fut = self._launch(spec, args, job, run, timeout)
+            if plan.is_async:  # inlined _launch: the common case
+                ctx = contextvars.copy_context()
+                ctx.run(
+                    JOB_FIELDS.set, {"job_id": rid, "task": plan.name, "queue": r.queue, "attempt": r.attempt}
+                )
+                fut: asyncio.Future[Any] = loop.create_task(spec.func(*args, **job.kwargs), context=ctx)
+            else:
+                fut = self._launch(spec, args, job, run, timeout)
         except Exception as exc:  # e.g. calling an async task with wrong arguments
             fut = loop.create_future()
             fut.set_exception(exc)
         run.future = fut
         # process tasks: the pool kills the child at ``timeout``; the loop timer is only a backstop
-        backstop = timeout + 1.0 if spec.mode == "process" else timeout
-        self._arm(run, loop.time() + backstop)
-        fut.add_done_callback(functools.partial(self._done, run))
+        key = int((loop.time() + timeout + plan.backstop) / _TICK) + 1  # inlined _arm
+        bucket = self._wheel.get(key)
+        if bucket is None:
+            self._arm_slot(key)
+            bucket = self._wheel[key] = set()
+        bucket.add(run)
+        run.wheel_key = key
+        fut.add_done_callback(partial(self._done, run))
+
+    def _plan(self, task: str) -> _Plan:
+        spec = self.registry.get(task)
+        name = spec.name
+        counters = self._counters.get(name)
+        if counters is None:
+            counters = self._counters[name] = self.recorder.task(name)
+        plan = _Plan(
+            spec, name, spec.settings.timeout, spec.mode == "async", spec.wants_context,
+            1.0 if spec.mode == "process" else 0.0, counters,
+        )  # fmt: skip
+        self._plans[task] = plan
+        return plan
 
     def _launch(
         self, spec: TaskSpec, args: Sequence[Any], job: DecodedJob, run: Running, timeout: float
@@ -212,24 +259,13 @@ class Runner:
         # the pool enforces the hard timeout itself (kills the child); the loop timer is a backstop
         return loop.create_task(self.procs.run(call_spec, timeout), context=ctx)
 
-    def _arm(self, run: Running, deadline: float) -> None:
-        """Schedule ``run``'s timeout on a timer wheel of ``_TICK`` slots: one loop timer per slot,
-        not one per job (a TimerHandle + heap push + cancel per job is a measurable share of a
-        no-op job's cost). Timeouts fire up to one tick late. A finished run leaves its slot at once
-        (``_disarm``): with long timeouts the wheel must not keep every finished job alive."""
-        key = int(deadline / _TICK) + 1
-        bucket = self._wheel.get(key)
-        if bucket is None:
-            bucket = self._wheel[key] = set()
-            assert self.loop is not None
-            self.loop.call_at(key * _TICK, self._expire, key)
-        bucket.add(run)
-        run.wheel_key = key
-
-    def _disarm(self, run: Running) -> None:
-        bucket = self._wheel.get(run.wheel_key)
-        if bucket is not None:
-            bucket.discard(run)
+    def _arm_slot(self, key: int) -> None:
+        """Timeouts sit on a timer wheel of ``_TICK`` slots: one loop timer per slot, not one per
+        job (a TimerHandle + heap push + cancel per job is a measurable share of a no-op job's
+        cost). Timeouts fire up to one tick late. A finished run leaves its slot at once (in
+        ``_done``): with long timeouts the wheel must not keep every finished job alive."""
+        assert self.loop is not None
+        self.loop.call_at(key * _TICK, self._expire, key)
 
     def _expire(self, key: int) -> None:
         for run in self._wheel.pop(key, ()):
@@ -245,25 +281,30 @@ class Runner:
 
     def _done(self, run: Running, fut: asyncio.Future[Any]) -> None:
         r = run.reserved
-        self._disarm(run)
-        if self.running.get(r.id) is not run:
+        bucket = self._wheel.get(run.wheel_key)
+        if bucket is not None:
+            bucket.discard(run)
+        rid = r.id
+        running = self.running
+        if running.get(rid) is not run:
             return  # released at shutdown, or reported lost: someone else owns it now
-        del self.running[r.id]
-        del self.owned[r.id]
+        del running[rid]
+        del self.owned[rid]
         self.completed += 1
         if self.buffer and not self.draining:
             now_ms = time.time() * 1000 + self.server_offset()
-            while self.buffer and len(self.running) < self.slots:
+            while self.buffer and len(running) < self.slots:
                 self.start(self.buffer.popleft(), now_ms)
         self.slot_freed()
         elapsed_ms = (time.monotonic() - run.started) * 1000
-        name = run.spec.name
-        counters = self._counters.get(name)
-        if counters is None:
-            counters = self._counters[name] = self.recorder.task(name)
-        observe(counters.run_ms, elapsed_ms)
+        plan = self._plans[run.job.task]
+        counters = plan.counters
+        hist = counters.run_ms
+        hist.counts[bisect_left(BUCKETS_MS, elapsed_ms)] += 1
+        hist.total += 1
+        hist.sum_ms += elapsed_ms
         if fut.cancelled():
-            limit = run.job.timeout or run.spec.settings.timeout
+            limit = run.job.timeout or plan.timeout
             exc: BaseException | None = (
                 TaskTimeout(f"task ran past its timeout of {limit:g}s") if run.timed_out else _cancelled()
             )
@@ -273,16 +314,17 @@ class Runner:
             counters.failed += 1
             self._outcome(self._after_failure(run, exc))
             return
+        value = fut.result()
         try:
-            result = self.codec.encode_result(fut.result())
+            result = self._nil if value is None else self.codec.encode_result(value)
         except Exception as err:
-            self._unserializable(run, fut.result(), err)
+            self._unserializable(run, value, err)
             return
         counters.succeeded += 1
-        self.acks.append(Completion(r.id, r.queue, r.token, result, elapsed_ms))
+        self.acks.append(Completion(rid, r.queue, r.token, result, elapsed_ms))
         if self.debug:
-            log = task_logger(r.id, name, r.queue, r.attempt)
-            log_event(log, Event.SUCCEEDED, f"job {r.id} task {name} in {elapsed_ms:.2f} ms")
+            log = task_logger(rid, plan.name, r.queue, r.attempt)
+            log_event(log, Event.SUCCEEDED, f"job {rid} task {plan.name} in {elapsed_ms:.2f} ms")
         self.ack_added()
 
     def _unserializable(self, run: Running, value: Any, exc: Exception) -> None:
