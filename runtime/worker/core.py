@@ -126,6 +126,8 @@ class Worker:
         elif not self._stopping.is_set():
             logger.info("worker draining: no new jobs, {} running", len(self.running))
             self._stopping.set()
+            if self._slot_free is not None:
+                self._slot_free.set()  # a reserve loop waiting for a slot sees the stop at once
 
     def request_stop_threadsafe(self) -> None:
         if self._loop is not None:
@@ -181,9 +183,11 @@ class Worker:
                 return
             free = self.slots + self.prefetch - len(self.running) - len(self.runner.buffer) - self._inflight
             if free <= 0:
+                # a bare Event wait (request_stop sets the event too): racing it against the stop
+                # event in _wait_either cost two Tasks per wait, a measurable share per batch
                 self._slot_free.clear()
                 self._slot_waiting = True
-                await self._wait_either(self._slot_free.wait())
+                await self._slot_free.wait()
                 self._slot_waiting = False
                 continue
             acks, self.runner.acks = self.runner.acks, []
