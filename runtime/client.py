@@ -359,7 +359,8 @@ class AsyncClient:
         self.clock = clock or SystemClock()
         self.builder = _Builder(settings, self.clock)
         self.codec = EnvelopeCodec(settings.broker.limits)
-        self.broker = broker or connect_async(settings, clock=self.clock)
+        # a blocking pool: concurrent result polls and lookups wait for a connection, never fail
+        self.broker = broker or connect_async(settings, clock=self.clock, blocking=True)
         self._coalescer = _Coalescer(self.broker, self.builder.max_length)
 
     @classmethod
