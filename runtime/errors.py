@@ -67,7 +67,7 @@ class UnknownTask(TaskQueueError):
 # --- task outcomes (raised by user code) ----------------------------------------------------
 
 
-class TaskOutcome(TaskQueueError):  # noqa: N818 - control-flow signals, not failures
+class TaskOutcome(TaskQueueError):
     """Base of the exceptions a task raises on purpose to choose its outcome."""
 
 
