@@ -69,7 +69,9 @@ class Worker:
         self.codec = codec
         ws = settings.workers
         self.slots = max(1, min(ws.concurrency, ws.backpressure.max_concurrent_tasks or ws.concurrency))
-        self.prefetch = max(0, ws.prefetch)
+        # the local backlog (leased, not started) never exceeds backpressure.queue_size_threshold
+        self.prefetch = max(0, min(ws.prefetch, ws.backpressure.queue_size_threshold))
+        self._retry_pause = ws.backpressure.delay
         self.lease_ms = int(settings.broker.lease * 1000)
         self.result_ttl_ms = int(settings.results.ttl * 1000)
         self.queues = self._serve_order()
@@ -226,7 +228,9 @@ class Worker:
         self.runner.acks = acks + self.runner.acks  # keep them: the next attempt carries them
         since = self._failing_since = self._failing_since or time.monotonic()
         self._log_broker_error(exc, since)
-        await self._wait_either(asyncio.sleep(min(1.0, 0.05 + (time.monotonic() - since) / 4)))
+        # backpressure.delay first, growing to 1 s while the broker keeps failing
+        pause = min(1.0, max(self._retry_pause, 0.001) + (time.monotonic() - since) / 4)
+        await self._wait_either(asyncio.sleep(pause))
 
     def _handle(self, codes: list[Code], batch: ReserveBatch, acks: list[Completion]) -> None:
         """Check the acks' codes and start the reserved jobs."""
@@ -266,7 +270,7 @@ class Worker:
             self._wake.clear()
         except Exception as exc:
             logger.debug("wait_for_work failed: {!r}", exc)
-            await self._wait_either(asyncio.sleep(0.1))
+            await self._wait_either(asyncio.sleep(max(self._retry_pause, 0.001)))
         finally:
             self._parked -= 1
 

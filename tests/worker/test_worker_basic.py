@@ -301,3 +301,32 @@ async def test_prefetch_buffers_leased_jobs_and_releases_them_at_stop(redis_url:
         states = [info(b, s, i).state for i in ids]  # type: ignore[union-attr]
         # the two running ones finished; the three buffered went back unstarted, with the rest
         assert states.count(JobState.SUCCEEDED) == 2 and states.count(JobState.QUEUED) == 8
+
+
+async def test_queue_size_threshold_caps_the_local_backlog(redis_url: str, namespace: str) -> None:
+    import asyncio
+    import time
+
+    from runtime.config.model import BackpressureSettings, WorkerSettings
+
+    from .harness import make_worker
+
+    bp = BackpressureSettings(queue_size_threshold=1)
+    s = make_settings(
+        redis_url, namespace,
+        workers=WorkerSettings(concurrency=2, prefetch=5, shutdown_grace=5, backpressure=bp),
+    )  # fmt: skip
+    with cleanup(s) as b:
+        for _ in range(10):
+            enqueue(b, s, "asleep_ms", 300)
+        w = make_worker(s)
+        assert w.prefetch == 1
+        run = asyncio.ensure_future(w.run())
+        deadline = time.monotonic() + 5
+        while len(w.runner.buffer) < 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # give it the chance to over-reserve, if it would
+        assert len(w.running) == 2 and len(w.runner.buffer) == 1
+        assert b.stats("default").running == 3 and b.stats("default").ready == 7
+        w.request_stop()
+        await asyncio.wait_for(run, 5)
