@@ -31,11 +31,12 @@ from runtime.broker.base import Code, EnqueueResult, JobInfo, JobState, NewJob
 from runtime.broker.connection import connect, connect_async
 from runtime.broker.redis import AsyncRedisBroker, RedisBroker
 from runtime.clock import Clock, SystemClock
-from runtime.config.model import Settings
+from runtime.config.model import Settings, TaskSettings
 from runtime.config.units import parse_duration
 from runtime.errors import JobCancelled, JobFailed, QueueFull, ResultTimeout, UnknownTask
 from runtime.job import EnvelopeCodec, EnvelopeEncoder, new_job_id, new_job_ids
 from runtime.queues import validate_name
+from runtime.registry import discovered_tasks
 
 _OPTIONS = frozenset({"_delay", "_eta", "_queue", "_idempotency_key", "_max_retries", "_timeout", "_job_id"})
 _NO_OPTIONS: Mapping[str, Any] = {}
@@ -50,16 +51,26 @@ class _Builder:
         self.settings = settings
         self.clock = clock
         self.tasks = {t.name: t for t in settings.tasks}
+        self._discovered = False
         self.queues = [q.name for q in settings.queues_by_priority()]
         self.queue_set = frozenset(self.queues)
         self.max_length = {q.name: q.max_length for q in settings.queues if q.max_length is not None}
         self.limits = settings.broker.limits
         self.encoder = EnvelopeEncoder(self.limits)
 
+    def _discover(self, task: str) -> TaskSettings | None:
+        """An undeclared name may be a decorated task (``registry.auto_register``): look once, lazily,
+        so a client that only enqueues declared tasks never imports task modules."""
+        if self._discovered or not self.settings.registry.auto_register:
+            return None
+        self._discovered = True
+        self.tasks.update((t.name, t) for t in discovered_tasks(self.settings))
+        return self.tasks.get(task)
+
     def build(
         self, task: str, args: Sequence[Any], kwargs: Mapping[str, Any], job_id: str | None = None
     ) -> NewJob:
-        spec = self.tasks.get(task)
+        spec = self.tasks.get(task) or self._discover(task)
         if spec is None:
             known = ", ".join(sorted(self.tasks)) or "none"
             raise UnknownTask(f"unknown task {task!r} (declared: {known}); nothing was written")

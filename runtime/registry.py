@@ -123,6 +123,40 @@ def task(
     return mark
 
 
+def discovered_tasks(settings: Settings) -> list[TaskSettings]:
+    """With ``registry.auto_register``: :func:`task`-decorated functions of the declared tasks' modules.
+
+    Declared tasks win over decorated functions of the same name; a module that does not import is
+    skipped here (``Registry.load`` reports it, with the pipeline line).
+    """
+    if not settings.registry.auto_register:
+        return []
+    known = {t.name for t in settings.tasks}
+    found: list[TaskSettings] = []
+    for module_name in sorted({t.entry.partition(":")[0] for t in settings.tasks}):
+        try:
+            module = importlib.import_module(module_name)
+        except BaseException as exc:  # reported, with the pipeline line, by Registry.load
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            continue
+        for obj in list(vars(module).values()):
+            opts = getattr(obj, _ATTR, None)
+            if not isinstance(opts, TaskOptions) or not callable(obj):
+                continue
+            name = opts.name or obj.__name__
+            if name in known:
+                continue
+            known.add(name)
+            found.append(
+                TaskSettings(
+                    name=name, entry=f"{module_name}:{obj.__qualname__}", queue=opts.queue,
+                    timeout=opts.timeout, executor=opts.executor, retries=opts.retries,
+                )
+            )  # fmt: skip
+    return found
+
+
 class Registry:
     """Task name -> :class:`TaskSpec`, plus the tasks whose import failed."""
 
@@ -133,7 +167,7 @@ class Registry:
     @classmethod
     def from_settings(cls, settings: Settings) -> Registry:
         reg = cls()
-        for ts in settings.tasks:
+        for ts in (*settings.tasks, *discovered_tasks(settings)):
             reg.load(ts)
         return reg
 
