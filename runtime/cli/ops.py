@@ -243,6 +243,14 @@ def job(pipeline: str, job_id: str, as_json: bool) -> None:
             return
         for line in job_lines(doc):
             ops.echo(line)
+        if info.result is not None and info.state.value == "succeeded":
+            from runtime.serializers import loads
+
+            try:
+                shown = repr(ops.masker.mask_value(loads(info.result, ops.settings.broker.limits)))
+            except Exception as exc:  # a result written by another version: say so, do not crash
+                shown = f"<undecodable: {exc}>"
+            ops.echo(f"result: {shown if len(shown) <= 500 else shown[:500] + '...'}")
         if info.state.value in ("dead", "failed", "cancelled"):
             sys.exit(3)  # scripts can tell a failed job from a lookup error (1)
 

@@ -123,3 +123,17 @@ def test_errors_are_one_line(tq: Tq, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "workerz" in result.output
     for output in tq.outputs:
         assert TOKEN not in output
+
+
+def test_job_shows_the_result_of_a_succeeded_job(tq: Tq, pipeline: Path) -> None:
+    import msgpack
+
+    from runtime.broker.base import Completion
+
+    settings = load_settings(pipeline, env={"TQ_OPS_TOKEN": TOKEN})
+    broker = connect(settings)
+    job_id = tq("enqueue", "add", "20", "22").output.strip()
+    (job,) = broker.reserve(["default"], 1, 30_000).jobs
+    broker.ack([Completion(job.id, "default", job.token, msgpack.packb({"sum": 42}))], 60_000)
+    timeline = tq("job", job_id).output
+    assert "succeeded" in timeline and "result: {'sum': 42}" in timeline
