@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import Final
 
 _DURATION_UNITS: Final[dict[str, float]] = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
@@ -52,19 +53,26 @@ def _plain_number(value: object, what: str, hint: str) -> float | None:
     return _plain_number(number, what, hint)
 
 
+def _parse(
+    value: object, what: str, hint: str, pattern: re.Pattern[str], convert: Callable[[float, str], float]
+) -> float:
+    """A plain number, or ``<number><unit>`` matched by ``pattern``, converted to base units."""
+    number = _plain_number(value, what, hint)
+    if number is not None:
+        return number
+    match = pattern.match(str(value))
+    if not match:
+        raise ValueError(f"invalid {what} {value!r}: {hint}")
+    return convert(float(match.group(1)), match.group(2))
+
+
 def parse_duration(value: object) -> float:
     """Parse ``250ms``, ``30s``, ``5m``, ``1h``, ``7d`` or a plain number of seconds into seconds.
 
     Raises:
         ValueError: the value is not a non-negative duration.
     """
-    number = _plain_number(value, "duration", DURATION_HINT)
-    if number is not None:
-        return number
-    match = _DURATION_RE.match(str(value))
-    if not match:
-        raise ValueError(f"invalid duration {value!r}: {DURATION_HINT}")
-    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    return _parse(value, "duration", DURATION_HINT, _DURATION_RE, lambda n, unit: n * _DURATION_UNITS[unit])
 
 
 def parse_size(value: object) -> int:
@@ -73,13 +81,7 @@ def parse_size(value: object) -> int:
     Raises:
         ValueError: the value is not a non-negative size.
     """
-    number = _plain_number(value, "size", SIZE_HINT)
-    if number is not None:
-        return int(number)
-    match = _SIZE_RE.match(str(value))
-    if not match:
-        raise ValueError(f"invalid size {value!r}: {SIZE_HINT}")
-    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+    return int(_parse(value, "size", SIZE_HINT, _SIZE_RE, lambda n, unit: n * _SIZE_UNITS[unit.lower()]))
 
 
 def parse_rate(value: object) -> float:
@@ -88,13 +90,7 @@ def parse_rate(value: object) -> float:
     Raises:
         ValueError: the value is not a non-negative rate.
     """
-    number = _plain_number(value, "rate", RATE_HINT)
-    if number is not None:
-        return number
-    match = _RATE_RE.match(str(value))
-    if not match:
-        raise ValueError(f"invalid rate {value!r}: {RATE_HINT}")
-    return float(match.group(1)) / _RATE_UNITS[match.group(2)]
+    return _parse(value, "rate", RATE_HINT, _RATE_RE, lambda n, unit: n / _RATE_UNITS[unit])
 
 
 def format_duration(seconds: float) -> str:
