@@ -28,6 +28,7 @@ from runtime.broker.base import (
     QueueStats,
     ReserveBatch,
 )
+from runtime.broker.direct import DirectCaller
 from runtime.broker.keys import JobField
 from runtime.broker.ops import RESERVE_MAX, BrokerOptions, Ops
 from runtime.broker.replies import parse_job
@@ -81,6 +82,7 @@ class RedisBroker:
         self.client = client
         self.ops = Ops(options)
         self.clock = clock or SystemClock()
+        self._direct = DirectCaller(client)
 
     def _one(self, call: Call) -> Any:
         return run(self.client, call)
@@ -97,6 +99,10 @@ class RedisBroker:
         if not jobs:
             return []
         plan = self.ops.enqueue(jobs, max_length)
+        if len(plan.calls) == 1:  # Client.enqueue's single call: lean path, generic on anything unusual
+            reply = self._direct.run(plan.calls[0])
+            if reply is not None:
+                return self.ops.parse_enqueue(jobs, plan, (reply,))
         return self.ops.parse_enqueue(jobs, plan, run_many(self.client, plan.calls))
 
     def reserve(self, queues: Sequence[str], n: int, lease_ms: int) -> ReserveBatch:
@@ -240,6 +246,7 @@ class RedisBroker:
         return self._cmd("BLPOP", *keys, _block(timeout, self.ops.opt)) is not None
 
     def close(self) -> None:
+        self._direct.close()
         self.client.close()
 
 
