@@ -30,6 +30,7 @@ from typing import Any
 from runtime.broker.base import Code, EnqueueResult, JobInfo, JobState, NewJob
 from runtime.broker.connection import connect, connect_async
 from runtime.broker.redis import AsyncRedisBroker, RedisBroker
+from runtime.broker.replies import new_job
 from runtime.clock import Clock, SystemClock
 from runtime.config.model import Settings, TaskSettings
 from runtime.config.units import parse_duration
@@ -95,7 +96,7 @@ class _Builder:
         queue, prefix = self._plain.get(task) or self._plain_entry(task)
         job_id = job_id or new_job_id()
         envelope = self.encoder.encode_prefixed(prefix, job_id, args, kwargs)
-        return NewJob(job_id, queue, envelope, 0, None, task)
+        return new_job(job_id, queue, envelope, 0, None, task)
 
     def _build_with_options(
         self, task: str, args: Sequence[Any], kwargs: Mapping[str, Any], job_id: str | None
@@ -199,13 +200,15 @@ class _Coalescer:
         return batch
 
     async def _send(self, batch: list[_Pending]) -> None:
+        queue = batch[0][0].queue
+        if all(item[0].queue == queue for item in batch):  # the usual send: one queue, no grouping
+            await self._send_queue(batch)
+            return
         groups: dict[str, list[_Pending]] = {}
         for item in batch:
             groups.setdefault(item[0].queue, []).append(item)
-        if len(groups) == 1:
-            await self._send_queue(batch)
-        else:  # one script call per queue anyway: run them side by side so one failure stays its own
-            await asyncio.gather(*(self._send_queue(g) for g in groups.values()))
+        # one script call per queue anyway: run them side by side so one failure stays its own
+        await asyncio.gather(*(self._send_queue(g) for g in groups.values()))
 
     async def _send_queue(self, items: list[_Pending]) -> None:
         """One queue's share of a send: errors go to exactly these callers."""
