@@ -82,6 +82,12 @@ class DirectCaller:
             return None  # already disconnected by redis-py, or the script needs loading: generic path
         except rexc.RedisError as exc:
             raise translate(exc) from exc
+        except BaseException:
+            # interrupted between the write and the read (KeyboardInterrupt, a timeout signal): its
+            # reply would otherwise be read as the next call's
+            if self._conn is not None:
+                self._conn.disconnect()
+            raise
         finally:
             self._lock.release()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -90,3 +91,24 @@ def test_forked_child_uses_its_own_connection(sync_broker: RedisBroker) -> None:
     assert os.waitstatus_to_exitcode(status) == 0
     sync_broker.enqueue([NewJob("parent-2", "default", b"e")])  # the parent's connection still works
     assert _ready(sync_broker) == ["parent-1", "child", "parent-2"]
+
+
+def test_interrupt_between_write_and_read_leaves_no_stale_reply(sync_broker: RedisBroker) -> None:
+    sync_broker.enqueue([NewJob("a", "default", b"e")])
+    conn = sync_broker._direct._conn
+    real_read = conn.read_response
+
+    def interrupted(*args: object, **kwargs: object) -> object:
+        conn.read_response = real_read  # once: the written call's reply stays unread on the socket
+        raise KeyboardInterrupt
+
+    conn.read_response = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        sync_broker.enqueue([NewJob("b", "default", b"e", idempotency_key="k")])
+    deadline = time.monotonic() + 5
+    while "b" not in _ready(sync_broker) and time.monotonic() < deadline:  # b's command did reach Redis
+        time.sleep(0.01)
+    # a stale reply (b's) read as c's would say c was created under key k
+    again = sync_broker.enqueue([NewJob("c", "default", b"e", idempotency_key="k")])
+    assert (again[0].id, again[0].created) == ("b", False)
+    assert _ready(sync_broker) == ["a", "b"]
