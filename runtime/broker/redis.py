@@ -5,7 +5,9 @@ replies with the same functions; they differ only in how a call travels (blockin
 Every state transition is one Lua script (see ``lua/*.lua``); batched operations spanning several
 queues go out as one pipelined round trip. Connection failures surface as
 :class:`runtime.errors.BrokerConnectionError`; the redis client reconnects by itself on the next
-call (with backoff, see ``connection.py``), so callers retry instead of exiting.
+call (with backoff, see ``connection.py``), so callers retry instead of exiting. The sync enqueue
+of one script call (``Client.enqueue``, any batch of one queue up to 1000 jobs) skips redis-py's
+generic command path (``direct.py``) and takes it only when something is unusual.
 
 Deadlines are never computed here: scripts read Redis ``TIME``. The injected clock only times
 local waits (ping, parking), so a worker with a skewed clock cannot fire anything early or late.
