@@ -4,7 +4,10 @@
 around it than the socket round trip itself costs (a pool checkout that polls the socket, the retry
 wrapper, observability hooks, generic argument packing): about 25 us against 8 us here. This path
 keeps the packed head of the command (EVALSHA, SHA, KEYS and the fixed ARGV) per call shape and sends
-head + last argument as one write on a connection it holds out of the pool.
+head + last argument as one write on a connection of its own, made with the pool's settings (address,
+credentials, TLS, timeouts, Sentinel master lookup). It is not one of the pool's ``pool_size``
+connections: holding one of those would leave one fewer for everything else, and a call that fits
+the pool today must not start failing with "Too many connections".
 
 It only ever takes the easy case. Whatever else happens (another thread holds the connection, a
 connection or timeout error, NOSCRIPT after a server restart, a cluster client) it answers
@@ -34,7 +37,7 @@ def _bulk(value: Any) -> bytes:
 
 
 class DirectCaller:
-    """Runs one script call over a held connection of a standalone (or Sentinel) client's pool."""
+    """Runs one script call over its own connection to a standalone (or Sentinel) client's server."""
 
     def __init__(self, client: Any) -> None:
         # a cluster client has no single pool (nodes, redirections): it always takes the generic path
@@ -74,7 +77,8 @@ class DirectCaller:
         try:
             conn = self._conn
             if conn is None:
-                conn = self._conn = self._pool.get_connection()
+                pool = self._pool
+                conn = self._conn = pool.connection_class(**pool.connection_kwargs)
             last: bytes = call.args[-1]
             conn.send_packed_command((b"%s$%d\r\n%s\r\n" % (self._head(call), len(last), last),))
             return conn.read_response()
@@ -92,8 +96,7 @@ class DirectCaller:
             self._lock.release()
 
     def close(self) -> None:
-        """Hand the held connection back to its pool (the client's close then disconnects it)."""
         with self._lock:
             if self._conn is not None and self._pid == os.getpid():
-                self._pool.release(self._conn)
+                self._conn.disconnect()
             self._conn = None

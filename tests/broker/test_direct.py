@@ -16,6 +16,8 @@ import redis
 from runtime.broker.base import NewJob
 from runtime.broker.ops import BrokerOptions
 from runtime.broker.redis import RedisBroker
+from runtime.client import Client
+from runtime.config.model import BrokerSettings, Settings, TaskSettings
 from runtime.errors import QueueFull
 
 
@@ -112,3 +114,16 @@ def test_interrupt_between_write_and_read_leaves_no_stale_reply(sync_broker: Red
     again = sync_broker.enqueue([NewJob("c", "default", b"e", idempotency_key="k")])
     assert (again[0].id, again[0].created) == ("b", False)
     assert _ready(sync_broker) == ["a", "b"]
+
+
+def test_direct_connection_is_not_taken_from_the_pool(redis_url: str, namespace: str) -> None:
+    settings = Settings(
+        broker=BrokerSettings(url=redis_url, namespace=namespace, pool_size=1),
+        tasks=(TaskSettings("add", "tasks.examples:add"),),
+    )
+    with Client(settings) as client:
+        job = client.enqueue("add", 1, 2)
+        assert client.broker._direct._conn is not None
+        # the pool's only connection is still free for everything else
+        assert job.status() == "queued"
+        assert client.enqueue("add", 3, 4).status() == "queued"
