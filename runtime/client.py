@@ -30,6 +30,7 @@ from typing import Any
 from runtime.broker.base import Code, EnqueueResult, JobInfo, JobState, NewJob
 from runtime.broker.connection import connect, connect_async
 from runtime.broker.redis import AsyncRedisBroker, RedisBroker
+from runtime.broker.replies import new_job
 from runtime.clock import Clock, SystemClock
 from runtime.config.model import Settings, TaskSettings
 from runtime.config.units import parse_duration
@@ -57,6 +58,8 @@ class _Builder:
         self.max_length = {q.name: q.max_length for q in settings.queues if q.max_length is not None}
         self.limits = settings.broker.limits
         self.encoder = EnvelopeEncoder(self.limits)
+        # task -> (queue, envelope prefix) for calls without options, resolved and checked once
+        self._plain: dict[str, tuple[str, bytes]] = {}
 
     def _discover(self, task: str) -> TaskSettings | None:
         """An undeclared name may be a decorated task (``registry.auto_register``): look once, lazily,
@@ -67,23 +70,44 @@ class _Builder:
         self.tasks.update((t.name, t) for t in discovered_tasks(self.settings))
         return self.tasks.get(task)
 
-    def build(
-        self, task: str, args: Sequence[Any], kwargs: Mapping[str, Any], job_id: str | None = None
-    ) -> NewJob:
+    def _spec(self, task: str) -> TaskSettings:
         spec = self.tasks.get(task) or self._discover(task)
         if spec is None:
             known = ", ".join(sorted(self.tasks)) or "none"
             raise UnknownTask(f"unknown task {task!r} (declared: {known}); nothing was written")
-        opts: Mapping[str, Any] = _NO_OPTIONS
-        if kwargs and any(k[:1] == "_" for k in kwargs):  # the common case (no options) skips the split
-            opts = {k: v for k, v in kwargs.items() if k in _OPTIONS}
-            bad = [k for k in kwargs if k[:1] == "_" and k not in _OPTIONS]
-            if bad:
-                raise TypeError(f"unknown enqueue option(s) {bad}; options are {sorted(_OPTIONS)}")
-            kwargs = {k: v for k, v in kwargs.items() if k not in _OPTIONS}
-        queue = opts.get("_queue") or spec.queue
+        return spec
+
+    def _checked_queue(self, queue: str) -> str:
         if queue not in self.queue_set:
             raise UnknownTask(f"queue {queue!r} is not declared in the pipeline; nothing was written")
+        return queue
+
+    def _plain_entry(self, task: str) -> tuple[str, bytes]:
+        queue = self._checked_queue(self._spec(task).queue)
+        entry = self._plain[task] = (queue, self.encoder.prefix(task, queue, None, None))
+        return entry
+
+    def build(
+        self, task: str, args: Sequence[Any], kwargs: Mapping[str, Any], job_id: str | None = None
+    ) -> NewJob:
+        if kwargs and any(k[:1] == "_" for k in kwargs):
+            return self._build_with_options(task, args, kwargs, job_id)
+        # the common case: no options, so queue and envelope prefix come from the per-task cache
+        queue, prefix = self._plain.get(task) or self._plain_entry(task)
+        job_id = job_id or new_job_id()
+        envelope = self.encoder.encode_prefixed(prefix, job_id, args, kwargs)
+        return new_job(job_id, queue, envelope, 0, None, task)
+
+    def _build_with_options(
+        self, task: str, args: Sequence[Any], kwargs: Mapping[str, Any], job_id: str | None
+    ) -> NewJob:
+        spec = self._spec(task)
+        opts = {k: v for k, v in kwargs.items() if k in _OPTIONS}
+        bad = [k for k in kwargs if k[:1] == "_" and k not in _OPTIONS]
+        if bad:
+            raise TypeError(f"unknown enqueue option(s) {bad}; options are {sorted(_OPTIONS)}")
+        kwargs = {k: v for k, v in kwargs.items() if k not in _OPTIONS}
+        queue = self._checked_queue(opts.get("_queue") or spec.queue)
         job_id = validate_name(opts["_job_id"], "job id") if "_job_id" in opts else job_id or new_job_id()
         ikey = opts.get("_idempotency_key")
         if ikey is not None and not (isinstance(ikey, str) and 0 < len(ikey) <= 512):
@@ -95,8 +119,7 @@ class _Builder:
             job_id, task, queue, args, kwargs, max_retries,
             parse_duration(timeout) if timeout is not None else None,
         )  # fmt: skip
-        delay = self._delay_ms(opts) if opts else 0
-        return NewJob(job_id, queue, envelope, delay, ikey, task)
+        return NewJob(job_id, queue, envelope, self._delay_ms(opts), ikey, task)
 
     def _delay_ms(self, opts: Mapping[str, Any]) -> int:
         if opts.get("_delay") is not None:
@@ -177,13 +200,15 @@ class _Coalescer:
         return batch
 
     async def _send(self, batch: list[_Pending]) -> None:
+        queue = batch[0][0].queue
+        if all(item[0].queue == queue for item in batch):  # the usual send: one queue, no grouping
+            await self._send_queue(batch)
+            return
         groups: dict[str, list[_Pending]] = {}
         for item in batch:
             groups.setdefault(item[0].queue, []).append(item)
-        if len(groups) == 1:
-            await self._send_queue(batch)
-        else:  # one script call per queue anyway: run them side by side so one failure stays its own
-            await asyncio.gather(*(self._send_queue(g) for g in groups.values()))
+        # one script call per queue anyway: run them side by side so one failure stays its own
+        await asyncio.gather(*(self._send_queue(g) for g in groups.values()))
 
     async def _send_queue(self, items: list[_Pending]) -> None:
         """One queue's share of a send: errors go to exactly these callers."""

@@ -89,7 +89,8 @@ class EnvelopeEncoder:
         self._local = threading.local()
         self._prefixes: dict[tuple[str, str, int | None, float | None], bytes] = {}
 
-    def _prefix(self, task: str, queue: str, max_retries: int | None, timeout: float | None) -> bytes:
+    def prefix(self, task: str, queue: str, max_retries: int | None, timeout: float | None) -> bytes:
+        """The packed constant part of an envelope, cached per combination (for ``encode_prefixed``)."""
         key = (task, queue, max_retries, timeout)
         prefix = self._prefixes.get(key)
         if prefix is None:
@@ -110,16 +111,24 @@ class EnvelopeEncoder:
         self, job_id: str, task: str, queue: str, args: Sequence[Any], kwargs: Mapping[str, Any],
         max_retries: int | None = None, timeout: float | None = None,
     ) -> bytes:  # fmt: skip
+        return self.encode_prefixed(self.prefix(task, queue, max_retries, timeout), job_id, args, kwargs)
+
+    def encode_prefixed(
+        self, prefix: bytes, job_id: str, args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> bytes:
+        """The envelope from a ``prefix()`` and the per-job parts (what a caller that caches the
+        prefix per task pays per job)."""
         limits = self.limits
         check_shape(args, limits, depth=2)
         if kwargs:
             check_shape(kwargs, limits, depth=2)
-        pack = getattr(self._local, "pack", None)
-        if pack is None:
+        try:
+            pack = self._local.pack
+        except AttributeError:
             pack = self._local.pack = msgpack.Packer(use_bin_type=True).pack
         try:
             data = b"".join((
-                self._prefix(task, queue, max_retries, timeout), _ID_KEY, pack(job_id), _ARGS_KEY, pack(args),
+                prefix, _ID_KEY, pack(job_id), _ARGS_KEY, pack(args),
                 _KWARGS_KEY, pack(kwargs) if kwargs else _EMPTY_MAP,
             ))  # fmt: skip
         except (TypeError, ValueError, OverflowError) as exc:

@@ -5,7 +5,9 @@ replies with the same functions; they differ only in how a call travels (blockin
 Every state transition is one Lua script (see ``lua/*.lua``); batched operations spanning several
 queues go out as one pipelined round trip. Connection failures surface as
 :class:`runtime.errors.BrokerConnectionError`; the redis client reconnects by itself on the next
-call (with backoff, see ``connection.py``), so callers retry instead of exiting.
+call (with backoff, see ``connection.py``), so callers retry instead of exiting. The sync enqueue
+of one script call (``Client.enqueue``, any batch of one queue up to 1000 jobs) skips redis-py's
+generic command path (``direct.py``) and takes it only when something is unusual.
 
 Deadlines are never computed here: scripts read Redis ``TIME``. The injected clock only times
 local waits (ping, parking), so a worker with a skewed clock cannot fire anything early or late.
@@ -28,6 +30,7 @@ from runtime.broker.base import (
     QueueStats,
     ReserveBatch,
 )
+from runtime.broker.direct import DirectCaller
 from runtime.broker.keys import JobField
 from runtime.broker.ops import RESERVE_MAX, BrokerOptions, Ops
 from runtime.broker.replies import parse_job
@@ -81,6 +84,7 @@ class RedisBroker:
         self.client = client
         self.ops = Ops(options)
         self.clock = clock or SystemClock()
+        self._direct = DirectCaller(client)
 
     def _one(self, call: Call) -> Any:
         return run(self.client, call)
@@ -97,6 +101,10 @@ class RedisBroker:
         if not jobs:
             return []
         plan = self.ops.enqueue(jobs, max_length)
+        if len(plan.calls) == 1:  # Client.enqueue's single call: lean path, generic on anything unusual
+            reply = self._direct.run(plan.calls[0])
+            if reply is not None:
+                return self.ops.parse_enqueue(jobs, plan, (reply,))
         return self.ops.parse_enqueue(jobs, plan, run_many(self.client, plan.calls))
 
     def reserve(self, queues: Sequence[str], n: int, lease_ms: int) -> ReserveBatch:
@@ -240,6 +248,7 @@ class RedisBroker:
         return self._cmd("BLPOP", *keys, _block(timeout, self.ops.opt)) is not None
 
     def close(self) -> None:
+        self._direct.close()
         self.client.close()
 
 

@@ -29,6 +29,22 @@ _R_SET = tuple(getattr(Reserved, f.name).__set__ for f in fields(Reserved))
 
 
 _E_ID, _E_CREATED = (getattr(EnqueueResult, f.name).__set__ for f in fields(EnqueueResult))
+_N_SET = tuple(getattr(NewJob, f.name).__set__ for f in fields(NewJob))
+
+
+def new_job(
+    job_id: str, queue: str, envelope: bytes, delay_ms: int, idempotency_key: str | None, task: str
+) -> NewJob:
+    """``NewJob(...)`` through the slot setters: the client builds one per enqueued job."""
+    s_id, s_queue, s_env, s_delay, s_ikey, s_task = _N_SET
+    j = _new(NewJob)
+    s_id(j, job_id)
+    s_queue(j, queue)
+    s_env(j, envelope)
+    s_delay(j, delay_ms)
+    s_ikey(j, idempotency_key)
+    s_task(j, task)
+    return j
 
 
 def created(jobs: Sequence[NewJob]) -> list[EnqueueResult]:

@@ -1,0 +1,129 @@
+"""The single-call enqueue path on a held connection (``runtime.broker.direct``): it is taken, and
+everything it does not handle itself (NOSCRIPT, a killed connection, a busy connection, a fork)
+ends in the same jobs as the generic path: each accepted job exactly once, none lost."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from runtime.broker.base import NewJob
+from runtime.broker.ops import BrokerOptions
+from runtime.broker.redis import RedisBroker
+from runtime.client import Client
+from runtime.config.model import BrokerSettings, Settings, TaskSettings
+from runtime.errors import QueueFull
+
+
+@pytest.fixture
+def sync_broker(redis_url: str, namespace: str) -> Iterator[RedisBroker]:
+    b = RedisBroker(redis.Redis.from_url(redis_url), BrokerOptions(namespace=namespace))
+    yield b
+    b.close()
+
+
+def _ready(b: RedisBroker) -> list[str]:
+    return [x.decode() for x in b.client.lrange(b.ops.keys("default").ready, 0, -1)]
+
+
+def test_single_enqueue_takes_the_held_connection_and_replies_like_the_generic_path(
+    sync_broker: RedisBroker,
+) -> None:
+    first = sync_broker.enqueue([NewJob("a", "default", b"e", idempotency_key="k")])
+    assert sync_broker._direct._conn is not None, "the direct path was not taken"
+    again = sync_broker.enqueue([NewJob("b", "default", b"e", idempotency_key="k")])
+    assert [(r.id, r.created) for r in first + again] == [("a", True), ("a", False)]
+    with pytest.raises(QueueFull, match="max_length 1"):
+        sync_broker.enqueue([NewJob("c", "default", b"e")], max_length={"default": 1})
+    assert _ready(sync_broker) == ["a"]
+
+
+def test_noscript_after_script_flush_loads_and_enqueues(sync_broker: RedisBroker) -> None:
+    sync_broker.enqueue([NewJob("a", "default", b"e")])
+    sync_broker.client.script_flush()
+    assert sync_broker.enqueue([NewJob("b", "default", b"e")])[0].created
+    assert sync_broker.enqueue([NewJob("c", "default", b"e")])[0].created
+    assert _ready(sync_broker) == ["a", "b", "c"]
+
+
+def test_killed_connection_is_replaced_and_nothing_is_duplicated(
+    redis_url: str, sync_broker: RedisBroker
+) -> None:
+    admin = redis.Redis.from_url(redis_url)
+    for i in range(3):
+        sync_broker.enqueue([NewJob(f"j{i}", "default", b"e")])
+        # every other client's connection, the held one included, is closed by the server
+        admin.client_kill_filter(_type="normal", skipme=True)
+    sync_broker.enqueue([NewJob("j2", "default", b"e")])  # a retry of an accepted job: a no-op
+    assert _ready(sync_broker) == ["j0", "j1", "j2"]
+    admin.close()
+
+
+def test_threads_sharing_one_broker_each_enqueue_exactly_once(sync_broker: RedisBroker) -> None:
+    def produce(t: int) -> None:
+        for i in range(200):
+            sync_broker.enqueue([NewJob(f"t{t}-{i}", "default", b"e")])
+
+    threads = [threading.Thread(target=produce, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    counts = Counter(_ready(sync_broker))
+    assert len(counts) == 800 and max(counts.values()) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_forked_child_uses_its_own_connection(sync_broker: RedisBroker) -> None:
+    sync_broker.enqueue([NewJob("parent-1", "default", b"e")])
+    pid = os.fork()
+    if pid == 0:  # the child: enqueue through the inherited broker, report by exit code
+        code = 1
+        try:
+            code = 0 if sync_broker.enqueue([NewJob("child", "default", b"e")])[0].created else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    sync_broker.enqueue([NewJob("parent-2", "default", b"e")])  # the parent's connection still works
+    assert _ready(sync_broker) == ["parent-1", "child", "parent-2"]
+
+
+def test_interrupt_between_write_and_read_leaves_no_stale_reply(sync_broker: RedisBroker) -> None:
+    sync_broker.enqueue([NewJob("a", "default", b"e")])
+    conn = sync_broker._direct._conn
+    real_read = conn.read_response
+
+    def interrupted(*args: object, **kwargs: object) -> object:
+        conn.read_response = real_read  # once: the written call's reply stays unread on the socket
+        raise KeyboardInterrupt
+
+    conn.read_response = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        sync_broker.enqueue([NewJob("b", "default", b"e", idempotency_key="k")])
+    deadline = time.monotonic() + 5
+    while "b" not in _ready(sync_broker) and time.monotonic() < deadline:  # b's command did reach Redis
+        time.sleep(0.01)
+    # a stale reply (b's) read as c's would say c was created under key k
+    again = sync_broker.enqueue([NewJob("c", "default", b"e", idempotency_key="k")])
+    assert (again[0].id, again[0].created) == ("b", False)
+    assert _ready(sync_broker) == ["a", "b"]
+
+
+def test_direct_connection_is_not_taken_from_the_pool(redis_url: str, namespace: str) -> None:
+    settings = Settings(
+        broker=BrokerSettings(url=redis_url, namespace=namespace, pool_size=1),
+        tasks=(TaskSettings("add", "tasks.examples:add"),),
+    )
+    with Client(settings) as client:
+        job = client.enqueue("add", 1, 2)
+        assert client.broker._direct._conn is not None
+        # the pool's only connection is still free for everything else
+        assert job.status() == "queued"
+        assert client.enqueue("add", 3, 4).status() == "queued"
