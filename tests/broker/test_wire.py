@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -19,7 +20,7 @@ from runtime.broker.ops import BrokerOptions
 from runtime.broker.redis import AsyncRedisBroker
 from runtime.broker.scripts import Call, Script
 from runtime.broker.wire import Wire
-from runtime.errors import BrokerError
+from runtime.errors import BrokerConnectionError, BrokerError
 from tests.broker.test_connection import settings
 from tests.broker.test_scripts import all_calls
 
@@ -118,3 +119,24 @@ async def test_round_trip_rides_out_a_restart(private_redis: RedisProcess, names
     assert codes == [] and [j.id for j in nxt.jobs] == ["default-2"]
     await restart
     await b.close()
+
+
+async def test_command_timeout_bounds_the_exchange(redis_url: str, namespace: str) -> None:
+    client = aredis.Redis.from_url(redis_url, socket_timeout=0.3)  # no retries: the error surfaces
+    b = AsyncRedisBroker(client, BrokerOptions(namespace=namespace))
+    await b.enqueue(jobs(3))
+    assert await _cycle(b, 1) == ["default-1"]  # a connection is now kept, its own timeout lifted
+    pauser = aredis.Redis.from_url(redis_url)
+    await pauser.execute_command("CLIENT", "PAUSE", "800", "ALL")
+    await pauser.aclose()
+    t0 = time.monotonic()
+    with pytest.raises(BrokerConnectionError):
+        await b.ack_and_reserve([], 60_000, ["default"], 1, 10_000)
+    assert time.monotonic() - t0 < 0.75
+    await asyncio.sleep(0.8)
+    # the timed-out call's lease may exist (it ran once the pause ended); no reply is misread
+    _codes, nxt = await b.ack_and_reserve([], 60_000, ["default"], 1, 10_000)
+    assert len(nxt.jobs) <= 1 and all(j.id == "default-2" for j in nxt.jobs)
+    kept = list(b.wire._idle)
+    await b.close()
+    assert kept and all(c.socket_timeout == 0.3 for c in kept)  # given back as it came
