@@ -62,9 +62,13 @@ class EnqueueResult:
     created: bool  # False when the idempotency key matched a live job
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reserved:
-    """A job this worker now holds under a lease."""
+    """A job this worker now holds under a lease.
+
+    Not frozen: the broker builds one per leased job (see ``replies.reserved``); nothing mutates or
+    hashes one.
+    """
 
     id: str
     queue: str
