@@ -35,9 +35,19 @@ def _bulk(v: Any) -> bytes:
         b = b"%d" % v
     elif t is float:
         b = repr(v).encode()
+    elif isinstance(v, (bytes, str, int, float)) and not isinstance(v, bool):
+        b = _bulk_value(v)  # a subclass (an enum member, ...): converted as redis-py would
     else:
         raise TypeError(f"cannot send {t.__name__} to redis")
     return b"$%d\r\n%b\r\n" % (len(b), b)
+
+
+def _bulk_value(v: bytes | str | int | float) -> bytes:
+    if isinstance(v, bytes):
+        return bytes(v)
+    if isinstance(v, str):
+        return str.encode(v)
+    return repr(v).encode()
 
 
 class Wire:

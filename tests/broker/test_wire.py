@@ -5,6 +5,7 @@ connection, a restart and a call cancelled mid-reply."""
 from __future__ import annotations
 
 import asyncio
+import enum
 import hashlib
 import threading
 import time
@@ -38,6 +39,26 @@ def test_packing_matches_redis_py() -> None:
     wire = Wire(aredis.Redis())
     assert wire.pack(calls) == expected
     assert wire.pack(calls) == expected  # again, from the cached heads
+
+
+class _Num(enum.IntEnum):
+    THREE = 3
+
+
+class _Word(enum.StrEnum):
+    X = "x"
+
+
+@pytest.mark.parametrize(
+    "value", [b"", b"\x00\xff", "", "é", 0, -7, 10**20, 1.5, 0.0166, _Num.THREE, _Word.X]
+)
+def test_arguments_are_encoded_as_redis_py_does(value: object) -> None:
+    encoded = aredis.Redis().connection_pool.get_encoder().encode(value)
+    call = Call(_script("echo", "-- KEYS[1]\nreturn ARGV[1]"), ("k",), (value,))
+    conn = aredis.Redis().connection_pool.make_connection()
+    assert Wire(aredis.Redis()).pack([call]) == b"".join(
+        conn.pack_commands([("EVALSHA", call.script.sha, 1, "k", encoded)])
+    )
 
 
 @pytest.fixture
