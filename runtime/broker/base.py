@@ -62,9 +62,13 @@ class EnqueueResult:
     created: bool  # False when the idempotency key matched a live job
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Reserved:
-    """A job this worker now holds under a lease."""
+    """A job this worker now holds under a lease.
+
+    Not frozen: the broker builds one per leased job (see ``replies.reserved``); nothing mutates or
+    hashes one.
+    """
 
     id: str
     queue: str
@@ -76,9 +80,13 @@ class Reserved:
     enqueued_ms: int  # server time the job became ready (for queue-wait measurements)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Completion:
-    """Input to a batched ``ack``: the result is already encoded."""
+    """Input to a batched ``ack``: the result is already encoded.
+
+    Not frozen: the worker builds one per job, and a frozen dataclass's ``__init__`` sets each field
+    through ``object.__setattr__`` (0.47 us here against 0.19 us). Nothing mutates or hashes one.
+    """
 
     id: str
     queue: str

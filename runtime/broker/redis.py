@@ -35,6 +35,7 @@ from runtime.broker.keys import JobField
 from runtime.broker.ops import RESERVE_MAX, BrokerOptions, Ops
 from runtime.broker.replies import parse_job
 from runtime.broker.scripts import REDIS_ERRORS, Call, arun, arun_many, run, run_many, translate
+from runtime.broker.wire import Wire
 from runtime.clock import Clock, SystemClock
 
 _PURGE_BATCH = 1000
@@ -259,6 +260,7 @@ class AsyncRedisBroker:
         self.client = client
         self.ops = Ops(options)
         self.clock = clock or SystemClock()
+        self.wire = Wire(client)  # the worker's per-batch round trips (ack_and_reserve, ack)
 
     async def _one(self, call: Call) -> Any:
         return await arun(self.client, call)
@@ -292,7 +294,7 @@ class AsyncRedisBroker:
         if not completions:
             return []
         calls = self.ops.ack(completions, result_ttl_ms)
-        return self.ops.parse_ack(completions, calls, await arun_many(self.client, calls))
+        return self.ops.parse_ack(completions, calls, await self.wire.run_many(calls))
 
     async def ack_and_reserve(
         self,
@@ -305,7 +307,7 @@ class AsyncRedisBroker:
         n = min(n, RESERVE_MAX)
         groups = self.ops.reserve_groups(queues)
         acks = self.ops.ack(completions, result_ttl_ms) if completions else []
-        replies = await arun_many(self.client, [*acks, self.ops.reserve(groups[0], n, lease_ms)])
+        replies = await self.wire.run_many([*acks, self.ops.reserve(groups[0], n, lease_ms)])
         codes = self.ops.parse_ack(completions, acks, replies[:-1]) if acks else []
         first = self.ops.parse_reserve(groups[0], replies[-1])
         if len(groups) == 1 or len(first.jobs) >= n:
@@ -389,4 +391,5 @@ class AsyncRedisBroker:
         return await self._cmd("BLPOP", *keys, _block(timeout, self.ops.opt)) is not None
 
     async def close(self) -> None:
+        await self.wire.close()
         await self.client.aclose()

@@ -1,8 +1,9 @@
 """Turning script replies and job records into the types of ``runtime.broker.base``.
 
-The broker's hot path builds ~100 of these objects per call, so the frozen dataclasses are filled
-through their slot setters instead of their ``__init__`` (one ``object.__setattr__`` per field made
-``parse_reserve`` cost twice as much): the objects are the same type, fully initialised. Job records
+The broker's hot path builds ~100 of these objects per call, so the frozen ``EnqueueResult`` is
+filled through its slot setters instead of its ``__init__`` (one ``object.__setattr__`` per field made
+parsing cost twice as much): the objects are the same type, fully initialised. ``Reserved`` is not
+frozen and is built by its plain ``__init__`` (cheaper still: 0.36 against 0.75 us per job). Job records
 are read back with every storage detail undone (envelope pieces joined, absent fields defaulted).
 """
 
@@ -25,8 +26,6 @@ def _s(v: Any) -> str:
 
 
 _new = object.__new__
-_R_SET = tuple(getattr(Reserved, f.name).__set__ for f in fields(Reserved))
-
 
 _E_ID, _E_CREATED = (getattr(EnqueueResult, f.name).__set__ for f in fields(EnqueueResult))
 _N_SET = tuple(getattr(NewJob, f.name).__set__ for f in fields(NewJob))
@@ -48,7 +47,7 @@ def new_job(
 
 
 def created(jobs: Sequence[NewJob]) -> list[EnqueueResult]:
-    """``EnqueueResult(id, True)`` per job, through the slot setters (see ``_R_SET``)."""
+    """``EnqueueResult(id, True)`` per job, through the slot setters (see the module docstring)."""
     out = []
     for j in jobs:
         r = _new(EnqueueResult)
@@ -60,21 +59,22 @@ def created(jobs: Sequence[NewJob]) -> list[EnqueueResult]:
 
 def reserved(queues: Sequence[str], reply: Sequence[Any]) -> list[Reserved]:
     """The leased jobs of a reserve reply (7 entries per job from index 5, see reserve.lua)."""
-    s_id, s_queue, s_token, s_env, s_att, s_dlv, s_lease, s_ready = _R_SET
     deadline = reply[4]
     jobs = []
     for i in range(5, len(reply), 7):
-        r = _new(Reserved)
         rid = reply[i + 1]
-        s_id(r, rid.decode() if type(rid) is bytes else str(rid))
-        s_queue(r, queues[reply[i]])
-        s_token(r, reply[i + 2])
-        s_env(r, reply[i + 3])
-        s_att(r, int(reply[i + 4]))  # integer or integer string
-        s_dlv(r, reply[i + 5])
-        s_lease(r, deadline)
-        s_ready(r, int(reply[i + 6]))
-        jobs.append(r)
+        jobs.append(
+            Reserved(
+                rid.decode() if type(rid) is bytes else str(rid),
+                queues[reply[i]],
+                reply[i + 2],
+                reply[i + 3],
+                int(reply[i + 4]),  # integer or integer string
+                reply[i + 5],
+                deadline,
+                int(reply[i + 6]),
+            )
+        )
     return jobs
 
 
