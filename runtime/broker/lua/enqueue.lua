@@ -87,18 +87,24 @@ local more = {'env2', 'env3', 'env4'}
 local ready_ids = {}
 local parked = true  -- false once the parked list is known empty
 
--- the inbox of a worker really parked now, and its lease ms; nil when none is left
-local function taker()
-  while parked do  -- one entry per worker (reserve.lua LREMs before it RPUSHes): bounded
+-- lease job id (record fields h) to a worker really parked now: false when none is left
+local function hand_off(id, h, env)
+  while true do  -- one entry per worker (reserve.lua LREMs before it RPUSHes): bounded
     local inbox = redis.call('LPOP', KEYS[7])
     if not inbox then
       parked = false
-      return nil
+      return false
     end
     local lease = redis.call('GETDEL', inbox .. ':on')
-    if lease then return inbox, tonumber(lease) end
+    if lease then
+      local deadline = now + tonumber(lease)
+      h[2] = 'running'
+      h[9], h[10], h[11], h[12] = 'sta', nows, 'tok', '1'
+      redis.call('ZADD', KEYS[6], deadline, id)
+      redis.call('RPUSH', inbox, cmsgpack.pack({KEYS[1], id, env, deadline, now}))
+      return true
+    end
   end
-  return nil
 end
 
 for _, i in ipairs(new) do
@@ -109,17 +115,8 @@ for _, i in ipairs(new) do
     h[2] = 'scheduled'
     h[9], h[10] = 'rdy', now + delay
     redis.call('ZADD', KEYS[2], now + delay, id)
-  else
-    local inbox, lease = nil, nil
-    if parked then inbox, lease = taker() end
-    if inbox then
-      h[2] = 'running'
-      h[9], h[10], h[11], h[12] = 'sta', nows, 'tok', '1'
-      redis.call('ZADD', KEYS[6], now + lease, id)
-      redis.call('RPUSH', inbox, cmsgpack.pack({KEYS[1], id, env, now + lease, now}))
-    else
-      ready_ids[#ready_ids + 1] = id
-    end
+  elseif not (parked and hand_off(id, h, env)) then
+    ready_ids[#ready_ids + 1] = id
   end
   local n = #env
   if n > CHUNK and n <= CHUNK * MAX_CHUNKS then
