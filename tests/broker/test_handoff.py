@@ -116,11 +116,12 @@ async def test_a_job_handed_after_the_park_ended_comes_with_the_next_reserve(
 ) -> None:
     await park(abroker, "w1", ["default"])
     broker.enqueue([job(1)])  # the worker is not in BLPOP (its park timed out, say)
+    assert abroker.ops.parking is not None
+    assert 0 < broker.client.pttl(abroker.ops.parking.inbox) <= LEASE  # a dead worker's inbox expires
     broker.enqueue([job(2)])
     got = await abroker.reserve(["default"], 10, LEASE)  # the inbox first, then the queue
     assert [(j.id, j.token) for j in got.jobs] == [("default-1", 1), ("default-2", 1)]
     assert got.jobs[0].lease_deadline_ms == got.jobs[1].lease_deadline_ms  # re-leased by this call
-    assert abroker.ops.parking is not None
     assert broker.client.llen(abroker.ops.parking.inbox) == 0
 
 

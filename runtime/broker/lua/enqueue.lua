@@ -23,8 +23,8 @@
 -- worker's lease ms) still exists; GETDEL consumes the flag (one handoff per park). The job is
 -- written 'running' with token 1 and 'sta', put in active with deadline now + lease, and
 --   cmsgpack {ready key, id, envelope, lease deadline ms, enqueued ms}
--- is RPUSHed to the entry (the worker's inbox, a LIST it BLPOPs; same slot: see reserve.lua). No wake
--- token is pushed for it. A worker that dies with it there loses the lease: recover.lua re-delivers.
+-- is RPUSHed to the entry (the worker's inbox, a LIST it BLPOPs; same slot: see reserve.lua), which
+-- then expires with that lease (after it the item is stale anyway). No wake token is pushed for it. A worker that dies with it there loses the lease: recover.lua re-delivers.
 -- Only queues without a rate limit ever have parked entries (reserve.lua), so rate limits hold.
 -- With no parked worker this costs one LPOP per call.
 local t = redis.call('TIME')
@@ -102,6 +102,7 @@ local function hand_off(id, h, env)
       h[9], h[10], h[11], h[12] = 'sta', nows, 'tok', '1'
       redis.call('ZADD', KEYS[6], deadline, id)
       redis.call('RPUSH', inbox, cmsgpack.pack({KEYS[1], id, env, deadline, now}))
+      redis.call('PEXPIRE', inbox, lease)  -- a dead worker's inbox goes when its lease would
       return true
     end
   end
