@@ -225,15 +225,14 @@ class Ops:
             keys: list[str] = []
             rates: list[Any] = []
             p = self.parking
-            parks = p is not None and p.queues == frozenset(group)
+            park = p if p is not None and p.queues == frozenset(group) else None
             for q in group:
                 k = self.keys(q)
-                inbox = p.inbox if p is not None and parks else k.parked  # unused when not parking
+                inbox = park.inbox if park else k.parked  # the script ignores it when not parking
                 keys += (k.ready, k.active, k.delayed, k.dead, k.rate, k.job_prefix, k.parked, inbox)
                 rate = self.opt.rate_limits.get(q) or 0
                 rates += (rate, max(1.0, rate))
-            park_ttl = p.ttl_ms if p is not None and parks else 0
-            cached = self._res_keys[group] = (tuple(keys), (park_ttl, *rates))
+            cached = self._res_keys[group] = (tuple(keys), (park.ttl_ms if park else 0, *rates))
         # bounded script: a caller asking for more gets at most RESERVE_MAX per call
         args: list[Any] = [
             min(n, RESERVE_MAX),
