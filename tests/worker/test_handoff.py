@@ -78,7 +78,7 @@ async def test_graceful_stop_releases_a_job_left_in_the_inbox(redis_url: str, na
         assert b.reserve(["default"], 1, 1000).jobs[0].id == job.id
 
 
-def test_sync_broker_type(redis_url: str, namespace: str) -> None:
+def test_sync_wait_for_work_reports_a_wake_and_a_timeout(redis_url: str, namespace: str) -> None:
     """The sync face reports a woken park the same way (an empty batch), a timeout as None."""
     import redis
 
