@@ -11,7 +11,10 @@ Delivery contract (DESIGN.md section 4):
   the job (lease expired and the job was recovered or redelivered);
 - ``recover_expired`` puts expired leases back at the head of their queue (or dead-letters a job
   delivered more than ``max_deliveries`` times);
-- ``release`` returns still-owned jobs to the head of their queue (graceful shutdown).
+- ``release`` returns still-owned jobs to the head of their queue (graceful shutdown);
+- a parked worker (``park_as``) may be handed a job by ``enqueue`` itself, already leased to it: it
+  comes out of ``wait_for_work`` (or, if that has returned, out of the next ``reserve``), and one
+  that is never taken is recovered when its lease expires, like any job of a dead worker.
 """
 
 from __future__ import annotations
@@ -189,7 +192,13 @@ class AsyncBroker(Protocol):
         self, queue: str, job_id: str, token: int, reason: str, ttl_ms: int, max_length: int
     ) -> Code: ...
     async def release(self, queue: str, owned: Sequence[tuple[str, int]]) -> list[Code]: ...
-    async def wait_for_work(self, queues: Sequence[str], timeout: float) -> bool: ...  # park; True when woken
+    #: park: None after ``timeout``; when woken, a batch that is empty (reserve next) or holds the job
+    #: enqueue handed to this worker (see ``park_as``), leased and ready to start
+    async def wait_for_work(self, queues: Sequence[str], timeout: float) -> ReserveBatch | None: ...
+    #: take handoffs while parked on exactly ``queues``: reserves of them register the worker as parked
+    #: when they lease nothing (False: not possible here, e.g. queues on several cluster slots)
+    def park_as(self, worker: str, queues: Sequence[str], ttl_ms: int) -> bool: ...
+    async def unpark(self) -> list[Reserved]: ...  # stop taking handoffs; returns the ones not yet taken
     async def cancel(self, queue: str, job_id: str) -> Code: ...
     async def finish_cancelled(
         self, queue: str, job_id: str, token: int, reason: str = "cancelled"

@@ -14,6 +14,11 @@ Queue keys:
   idem:<key> STRING idempotency key -> job id
   rate       HASH  token bucket of the queue's rate limit
   wake       LIST  wake-up tokens for parked workers (capped small)
+  parked     LIST  inbox keys of workers parked on this queue, for direct handoff (see docs/broker.md)
+  inbox:<w>  LIST  jobs enqueue.lua leased to worker <w> while it was parked (under the tag of the
+                   first of its queues by name; all of them share that slot, or it never parks)
+  inbox:<w>:on STRING the worker's lease ms, set while it is really parked (short PX); consumed by
+                   the one handoff it allows
 
 Global keys (other subsystems; no hash tag needed because each is used alone):
   workers               ZSET  worker id -> last heartbeat (ms)
@@ -66,6 +71,10 @@ class JobField:
 #: leases with ``ZCOUNT active -inf (+inf``, not ``ZCARD``.
 ACTIVE_ANCHOR: Final = "~ lease anchor: keeps this ZSET skiplist-encoded; never a job id, never expires ~"
 
+#: The "really parked now" flag of a worker is its inbox key plus this suffix: a parked entry names the
+#: inbox only, and enqueue.lua derives the flag from it (the same suffix is written there).
+PARKED_FLAG_SUFFIX: Final = ":on"
+
 
 @dataclass(frozen=True, slots=True)
 class QueueKeys:
@@ -97,6 +106,13 @@ class QueueKeys:
     @property
     def wake(self) -> str:
         return f"{self.prefix}:wake"
+
+    @property
+    def parked(self) -> str:
+        return f"{self.prefix}:parked"
+
+    def inbox(self, worker: str) -> str:
+        return f"{self.prefix}:inbox:{worker}"
 
     @property
     def job_prefix(self) -> str:
@@ -148,9 +164,6 @@ class GlobalKeys:
     @property
     def autoscaler_leader(self) -> str:
         return f"{self.namespace}:autoscaler:leader"
-
-
-
 
 
 def global_keys(namespace: str) -> GlobalKeys:

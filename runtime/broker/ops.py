@@ -24,8 +24,8 @@ from runtime.broker.base import (
     NewJob,
     ReserveBatch,
 )
-from runtime.broker.keys import ACTIVE_ANCHOR, QueueKeys, queue_keys
-from runtime.broker.replies import created, reserved
+from runtime.broker.keys import ACTIVE_ANCHOR, PARKED_FLAG_SUFFIX, QueueKeys, queue_keys
+from runtime.broker.replies import created, handed, reserved
 from runtime.broker.scripts import Call, Scripts
 from runtime.errors import QueueFull
 
@@ -54,6 +54,21 @@ RESERVE_MAX = 1000  # jobs leased per reserve script call
 
 
 @dataclass(frozen=True, slots=True)
+class Parking:
+    """A worker that takes jobs handed to it while parked (enqueue.lua's direct handoff)."""
+
+    queues: frozenset[str]
+    inbox: str  # LIST key under the tag of the first queue by name (all share one slot)
+    ttl_ms: int  # the flag's PX: longest park + margin, so a worker that died parked stops taking jobs
+    #: ready key -> queue name, to read a handed-off job (it names its queue by ready key)
+    ready_to_queue: dict[bytes, str]
+
+    @property
+    def flag(self) -> str:
+        return self.inbox + PARKED_FLAG_SUFFIX
+
+
+@dataclass(frozen=True, slots=True)
 class EnqueuePlan:
     """Script calls of one enqueue, and which jobs (indexes into the batch) each call carries."""
 
@@ -77,6 +92,7 @@ class Ops:
         self._enq_keys: dict[str, tuple[str, ...]] = {}
         self._ack_keys: dict[str, tuple[str, ...]] = {}
         self._res_keys: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[Any, ...]]] = {}
+        self.parking: Parking | None = None
 
     def keys(self, queue: str) -> QueueKeys:
         k = self._keys.get(queue)
@@ -88,7 +104,10 @@ class Ops:
         keys = self._enq_keys.get(queue)
         if keys is None:
             k = self.keys(queue)
-            keys = self._enq_keys[queue] = (k.ready, k.delayed, k.wake, k.job_prefix, k.idem_prefix)
+            keys = self._enq_keys[queue] = (
+                *(k.ready, k.delayed, k.wake, k.job_prefix, k.idem_prefix),
+                *(k.active, k.parked),
+            )
         return keys
 
     # --- enqueue ---------------------------------------------------------------------------
@@ -178,18 +197,45 @@ class Ops:
             self._groups[key] = groups
         return groups
 
+    def park_as(self, worker: str, queues: Sequence[str], ttl_ms: int) -> bool:
+        """Make every reserve of exactly these queues park ``worker`` when it leases nothing.
+
+        False (and no handoff) when the queues span several cluster slots: the inbox, the flag and
+        every queue's keys must be usable by one script.
+        """
+        if not queues or len(self.reserve_groups(queues)) > 1:
+            return False
+        inbox = self.keys(min(queues)).inbox(worker)
+        ready = {self.keys(q).ready.encode(): q for q in queues}
+        self.parking = Parking(frozenset(queues), inbox, ttl_ms, ready)
+        self._res_keys.clear()
+        return True
+
+    def unpark(self) -> tuple[str, str, tuple[str, ...]]:
+        """The flag, the inbox and the parked lists of the parking worker (its stop clears them)."""
+        p = self.parking
+        assert p is not None
+        return p.flag, p.inbox, tuple(self.keys(q).parked for q in sorted(p.queues))
+
+    def parse_handoff(self, item: bytes) -> ReserveBatch:
+        assert self.parking is not None
+        return ReserveBatch([handed(item, self.parking.ready_to_queue)])
+
     def reserve(self, queues: Sequence[str], n: int, lease_ms: int) -> Call:
         group = tuple(queues)
         cached = self._res_keys.get(group)
         if cached is None:
             keys: list[str] = []
             rates: list[Any] = []
+            p = self.parking
+            park = p if p is not None and p.queues == frozenset(group) else None
             for q in group:
                 k = self.keys(q)
-                keys += (k.ready, k.active, k.delayed, k.dead, k.rate, k.job_prefix)
+                inbox = park.inbox if park else k.parked  # the script ignores it when not parking
+                keys += (k.ready, k.active, k.delayed, k.dead, k.rate, k.job_prefix, k.parked, inbox)
                 rate = self.opt.rate_limits.get(q) or 0
                 rates += (rate, max(1.0, rate))
-            cached = self._res_keys[group] = (tuple(keys), tuple(rates))
+            cached = self._res_keys[group] = (tuple(keys), (park.ttl_ms if park else 0, *rates))
         # bounded script: a caller asking for more gets at most RESERVE_MAX per call
         args: list[Any] = [
             min(n, RESERVE_MAX),

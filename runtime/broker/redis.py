@@ -29,6 +29,7 @@ from runtime.broker.base import (
     NewJob,
     QueueStats,
     ReserveBatch,
+    Reserved,
 )
 from runtime.broker.direct import DirectCaller
 from runtime.broker.keys import JobField
@@ -58,6 +59,27 @@ def _merge(batches: list[ReserveBatch]) -> ReserveBatch:
 
 def _id(raw: bytes) -> str:
     return raw.decode(errors="backslashreplace")
+
+
+def _wake_keys(ops: Ops, queues: Sequence[str]) -> list[str]:
+    keys = [ops.keys(q).wake for q in queues]
+    p = ops.parking
+    if p is not None and p.queues == frozenset(queues):
+        keys.insert(0, p.inbox)  # BLPOP serves the first non-empty key: a handed job before a token
+    return keys
+
+
+def _woken(ops: Ops, reply: Any) -> ReserveBatch | None:
+    """A BLPOP reply as ``wait_for_work`` returns it (see ``AsyncRedisBroker.wait_for_work``)."""
+    if reply is None:
+        return None
+    p = ops.parking
+    if p is not None and reply[0] == p.inbox.encode():
+        return ops.parse_handoff(reply[1])
+    return _WOKEN
+
+
+_WOKEN = ReserveBatch([])
 
 
 def _block(timeout: float, opt: BrokerOptions) -> float:
@@ -240,13 +262,16 @@ class RedisBroker:
         self._cmd("PING")
         return self.clock.monotonic() - t0
 
-    def wait_for_work(self, queues: Sequence[str], timeout: float) -> bool:
-        """Block until an enqueue/promotion wakes one of these queues, or ``timeout`` seconds pass."""
-        keys = [self.ops.keys(q).wake for q in queues]
+    def wait_for_work(self, queues: Sequence[str], timeout: float) -> ReserveBatch | None:
+        """Block until an enqueue/promotion wakes one of these queues, or ``timeout`` seconds pass.
+
+        Same contract as :meth:`AsyncRedisBroker.wait_for_work`.
+        """
         if self.ops.opt.cluster and len(self.ops.reserve_groups(queues)) > 1:
             time.sleep(min(timeout, 0.05))
-            return True
-        return self._cmd("BLPOP", *keys, _block(timeout, self.ops.opt)) is not None
+            return _WOKEN
+        keys = _wake_keys(self.ops, queues)
+        return _woken(self.ops, self._cmd("BLPOP", *keys, _block(timeout, self.ops.opt)))
 
     def close(self) -> None:
         self._direct.close()
@@ -378,17 +403,34 @@ class AsyncRedisBroker:
         sec, usec = await self._cmd("TIME")
         return int(sec) * 1000 + int(usec) // 1000
 
-    async def wait_for_work(self, queues: Sequence[str], timeout: float) -> bool:
-        """Park on the queues' wake lists (BLPOP): True when an enqueue/promotion woke us.
+    def park_as(self, worker: str, queues: Sequence[str], ttl_ms: int) -> bool:
+        """Take jobs handed over by enqueue while parked on ``queues`` (see ``Ops.park_as``)."""
+        return self.ops.park_as(worker, queues, ttl_ms)
 
+    async def wait_for_work(self, queues: Sequence[str], timeout: float) -> ReserveBatch | None:
+        """Park (BLPOP) until an enqueue/promotion wakes one of these queues: None after ``timeout``.
+
+        A batch when woken: empty after a wake token (reserve next), or the one job that enqueue
+        leased to this worker (``park_as``): it is ours, under a lease, to start at once.
         On a cluster whose queues span slots a multi-key BLPOP is impossible, so this falls back to
-        a short sleep (50 ms at most) and reports True so the caller polls ``reserve``.
+        a short sleep (50 ms at most) and reports a wake so the caller polls ``reserve``.
         """
         if self.ops.opt.cluster and len(self.ops.reserve_groups(queues)) > 1:
             await asyncio.sleep(min(timeout, 0.05))
-            return True
-        keys = [self.ops.keys(q).wake for q in queues]
-        return await self._cmd("BLPOP", *keys, _block(timeout, self.ops.opt)) is not None
+            return _WOKEN
+        keys = _wake_keys(self.ops, queues)
+        return _woken(self.ops, await self._cmd("BLPOP", *keys, _block(timeout, self.ops.opt)))
+
+    async def unpark(self) -> list[Reserved]:
+        """Stop taking handoffs; the jobs already handed over (to release or run) are returned."""
+        if self.ops.parking is None:
+            return []
+        flag, inbox, parked = self.ops.unpark()
+        await self._cmd("DEL", flag)  # first: no handoff from here on
+        items = await self._cmd("LPOP", inbox, RESERVE_MAX) or []
+        for key in parked:
+            await self._cmd("LREM", key, 0, inbox)
+        return [j for item in items for j in self.ops.parse_handoff(item).jobs]
 
     async def close(self) -> None:
         await self.wire.close()

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
+import msgpack
+
 from runtime.broker.base import EnqueueResult, JobInfo, JobState, NewJob, Reserved
 from runtime.broker.keys import JobField
 from runtime.errors import BrokerError
@@ -76,6 +78,25 @@ def reserved(queues: Sequence[str], reply: Sequence[Any]) -> list[Reserved]:
             )
         )
     return jobs
+
+
+def handed(item: bytes, ready_to_queue: dict[bytes, str]) -> Reserved:
+    """A job enqueue.lua leased to a parked worker: its inbox item (see the script's header).
+
+    A first delivery by construction: token, attempt and deliveries are 1.
+    """
+    ready_key, rid, env, deadline, enqueued = msgpack.unpackb(item, raw=True)
+    s_id, s_queue, s_token, s_env, s_att, s_dlv, s_lease, s_ready = _R_SET
+    r = _new(Reserved)
+    s_id(r, rid.decode())
+    s_queue(r, ready_to_queue[ready_key])
+    s_token(r, 1)
+    s_env(r, env)
+    s_att(r, 1)
+    s_dlv(r, 1)
+    s_lease(r, deadline)
+    s_ready(r, enqueued)
+    return r
 
 
 def _default(v: int | None, default: int) -> int:

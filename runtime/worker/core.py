@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import random
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -44,6 +45,10 @@ from runtime.worker.runner import Runner
 from runtime.worker.stats import StatsRecorder
 
 _TICK = 0.05  # timeout wheel resolution (seconds)
+_PARK = 1.0  # longest park (seconds): the loop re-reserves at least this often while idle
+#: life of the "really parked" flag (longest park + margin): a worker that dies parked stops being
+#: handed jobs this soon (the one it may have got is recovered when its lease expires)
+_PARKED_FLAG_MS = int(_PARK * 1000) + 500
 
 _NOOP_PUBLISH: Callable[[WorkerStats], None] = lambda _s: None  # noqa: E731
 
@@ -101,6 +106,8 @@ class Worker:
         self._parked = 0  # lanes parked in wait_for_work
         self._inflight = 0  # jobs asked for by round trips in flight
         self.state = "starting"
+        #: inbox name for direct handoff: unique per process run, so a restart never reads an old one
+        self._inbox_id = f"{worker_id}-{uuid.uuid4().hex[:8]}"
         self._stop_early = False
         self._failing_since: float | None = None
         self._slot_waiting = False
@@ -147,6 +154,8 @@ class Worker:
         for failure in self.registry.failures.values():
             logger.error("{} (the worker keeps serving the other tasks)", failure.message)
         self.leases.start()
+        if not self.broker.park_as(self._inbox_id, self.queues, _PARKED_FLAG_MS):
+            logger.info("queues span several cluster slots: parked workers are woken, not handed jobs")
         self.state = "running"
         background = [
             asyncio.create_task(self._flush_acks_when_parked(), name="tq-ack-flusher"),
@@ -257,7 +266,7 @@ class Worker:
 
     async def _park(self, batch: ReserveBatch) -> None:
         """Wait until the broker signals new work (or a delayed job / rate limit is due)."""
-        timeout = 1.0
+        timeout = _PARK
         for ms in (batch.next_due_ms, batch.rate_limited_ms):
             if ms is not None:
                 timeout = min(timeout, max(ms, 1) / 1000)
@@ -266,13 +275,20 @@ class Worker:
         if self.runner.acks and self._parked == self._lanes:
             self._acks_ready.set()
         try:
-            await self._wait_either(self.broker.wait_for_work(self.queues, timeout), wakeable=True)
+            await self._wait_either(self._wait_for_work(timeout), wakeable=True)
             self._wake.clear()
         except Exception as exc:
             logger.debug("wait_for_work failed: {!r}", exc)
             await self._wait_either(asyncio.sleep(max(self._retry_pause, 0.001)))
         finally:
             self._parked -= 1
+
+    async def _wait_for_work(self, timeout: float) -> None:
+        woken = await self.broker.wait_for_work(self.queues, timeout)
+        if woken is not None and woken.jobs:
+            # handed over by enqueue, leased to us: start it here, before a stop or a local wake
+            # that races the reply can cancel this wait, and without a loop turn to resume _park
+            self._handle([], woken, [])
 
     async def _wait_either(self, aw: Any, *, wakeable: bool = False) -> None:
         """Await ``aw`` unless the stop event (or, if ``wakeable``, a local wake) fires first."""
@@ -355,6 +371,10 @@ class Worker:
         """Finish running jobs within the grace period, then release the rest, then flush acks."""
         grace = self.settings.workers.shutdown_grace
         deadline = time.monotonic() + grace
+        try:  # no handoff from here on; what was handed over but not taken goes back
+            await self._release(await self.broker.unpark())
+        except Exception as exc:  # its jobs are leased: recovered when the lease expires
+            logger.warning("unpark failed ({!r}); handed-over jobs return when their lease expires", exc)
         unstarted = self.runner.take_buffered()
         if unstarted:  # prefetched, never started: back to the head of their queue right away
             await self._release(unstarted)

@@ -4,6 +4,8 @@
 -- KEYS[3] wake        LIST of wake-up tokens for parked workers
 -- KEYS[4] job prefix  "<ns>:{q}:job:"  (job key = prefix .. id; same slot)
 -- KEYS[5] idem prefix "<ns>:{q}:idem:" (idempotency key = prefix .. key; same slot)
+-- KEYS[6] active      ZSET id -> lease deadline (a handed-off job is leased here)
+-- KEYS[7] parked      LIST inbox keys of workers parked on this queue (reserve.lua registers them)
 -- ARGV[1] max_length  admission limit on ready + delayed; -1 = none
 -- ARGV[2] idem_ttl_ms lifetime of an idempotency key (the delay is added per job)
 -- ARGV[3] wake_cap    max tokens kept in the wake list
@@ -16,6 +18,15 @@
 -- An id that already has a record is a no-op (0), so a client retrying after a lost reply
 -- cannot create a duplicate. Fields 'att' (1), 'tok' and 'rel' (0) are left to their defaults.
 -- Envelopes of 65..256 bytes are split over 'env', 'env2'..'env4' (64 bytes each; see pass 2).
+-- Direct handoff: a ready (not delayed) job is leased at once to a parked worker instead of going to
+-- the ready list: parked entries are popped until one whose flag (entry .. ':on', value = that
+-- worker's lease ms) still exists; GETDEL consumes the flag (one handoff per park). The job is
+-- written 'running' with token 1 and 'sta', put in active with deadline now + lease, and
+--   cmsgpack {ready key, id, envelope, lease deadline ms, enqueued ms}
+-- is RPUSHed to the entry (the worker's inbox, a LIST it BLPOPs; same slot: see reserve.lua), which
+-- then expires with that lease (after it the item is stale anyway). No wake token is pushed for it. A worker that dies with it there loses the lease: recover.lua re-delivers.
+-- Only queues without a rate limit ever have parked entries (reserve.lua), so rate limits hold.
+-- With no parked worker this costs one LPOP per call.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local max_length = tonumber(ARGV[1])
@@ -74,6 +85,29 @@ local nows = tostring(now)  -- redis.call formats numbers with sprintf per call:
 local CHUNK, MAX_CHUNKS = 64, 4
 local more = {'env2', 'env3', 'env4'}
 local ready_ids = {}
+local parked = true  -- false once the parked list is known empty
+
+-- lease job id (record fields h) to a worker really parked now: false when none is left
+local function hand_off(id, h, env)
+  while true do  -- one entry per worker (reserve.lua LREMs before it RPUSHes): bounded
+    local inbox = redis.call('LPOP', KEYS[7])
+    if not inbox then
+      parked = false
+      return false
+    end
+    local lease = redis.call('GETDEL', inbox .. ':on')
+    if lease then
+      local deadline = now + tonumber(lease)
+      h[2] = 'running'
+      h[9], h[10], h[11], h[12] = 'sta', nows, 'tok', '1'
+      redis.call('ZADD', KEYS[6], deadline, id)
+      redis.call('RPUSH', inbox, cmsgpack.pack({KEYS[1], id, env, deadline, now}))
+      redis.call('PEXPIRE', inbox, lease)  -- a dead worker's inbox goes when its lease would
+      return true
+    end
+  end
+end
+
 for _, i in ipairs(new) do
   local id, env, delay, ikey, task = a[i], a[i + 1], a[i + 2], a[i + 3], a[i + 4]
   -- 'rdy' (when it became ready) is left out while it equals 'enq': readers fall back to 'enq'
@@ -82,7 +116,7 @@ for _, i in ipairs(new) do
     h[2] = 'scheduled'
     h[9], h[10] = 'rdy', now + delay
     redis.call('ZADD', KEYS[2], now + delay, id)
-  else
+  elseif not (parked and hand_off(id, h, env)) then
     ready_ids[#ready_ids + 1] = id
   end
   local n = #env

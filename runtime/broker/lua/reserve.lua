@@ -1,24 +1,37 @@
 -- reserve.lua: lease up to N jobs from several queues, highest priority first.
--- KEYS: 6 per queue, repeated in priority order (all queues of one call share a cluster slot):
---   KEYS[6i+1] ready   KEYS[6i+2] active   KEYS[6i+3] delayed   KEYS[6i+4] dead
---   KEYS[6i+5] rate    KEYS[6i+6] job prefix
+-- KEYS: 8 per queue, repeated in priority order (all queues of one call share a cluster slot):
+--   KEYS[8i+1] ready   KEYS[8i+2] active   KEYS[8i+3] delayed   KEYS[8i+4] dead
+--   KEYS[8i+5] rate    KEYS[8i+6] job prefix   KEYS[8i+7] parked
+--   KEYS[8i+8] the calling worker's inbox (the same in every group; its flag is inbox .. ':on');
+--              unused when ARGV[7] is 0 (callers pass the parked key again)
 -- ARGV[1] n              max jobs to lease in total (capped at 1000)
 -- ARGV[2] lease_ms       lease length; deadline = Redis TIME + lease_ms
 -- ARGV[3] promote_limit  max due delayed jobs promoted per queue first
 -- ARGV[4] cancel_ttl_ms  expiry given to a lazily-cancelled record when it is skipped
 -- ARGV[5] dead_ttl_ms    expiry of records dead-lettered here (ids with no record)
 -- ARGV[6] anchor         the active ZSET's +inf anchor member (longer than 64 bytes, not a valid job id)
--- ARGV[7..] 2 per queue: rate (jobs/s, 0 = unlimited), burst (bucket size)
+-- ARGV[7] park_ttl_ms    0: a plain reserve; else the caller is a worker that parks when this call
+--                        leases nothing (see Parking below)
+-- ARGV[8..] 2 per queue: rate (jobs/s, 0 = unlimited), burst (bucket size)
 -- Returns: {dead_lettered, next_due_ms (-1 none), rate_wait_ms (-1 none), server_now_ms,
 --           lease deadline ms (the same for every job of the call),
 --           then 7 per leased job: queue index (0-based), id, token, envelope, attempt, deliveries,
 --           ready ms}; attempt and ready ms may come as integer strings
--- KEYS[6i+2] (active) always holds ARGV[6], an anchor member scored +inf that no recovery sweep ever
+-- KEYS[8i+2] (active) always holds ARGV[6], an anchor member scored +inf that no recovery sweep ever
 -- reaches: it keeps the ZSET in skiplist encoding (a small listpack/ziplist ZSET parses every score
 -- as text on each insert, ~3x the cost per leased job).
 -- Only ids whose record is 'queued' are leased; a 'cancelled' record is skipped (lazy cancel), any
 -- other state (a stray duplicate id) is dropped, and an id with no record is dead-lettered with
 -- reason "no job record", so garbage in the list never blocks the jobs behind it.
+-- Parking (ARGV[7] > 0), the worker side of enqueue.lua's direct handoff: the call first deletes the
+-- flag (no handoff while the worker is busy) and takes what its inbox holds: jobs enqueue.lua leased
+-- to it while it was parked but that its BLPOP did not take. Each one still owned (state 'running',
+-- token 1) is re-leased to this call's deadline and returned first, so a handed job is never
+-- stranded. When the call leases nothing at all, the worker is registered as parked: its inbox key
+-- goes to the tail of the parked list of each queue WITHOUT a rate limit (LREM first: one entry per
+-- worker), and the flag is set to lease_ms with PX park_ttl_ms (it lapses if the worker dies parked).
+-- A parked worker found all its queues empty (or rate limited), so a handoff cannot jump a job of
+-- higher priority that was waiting.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local want = math.min(tonumber(ARGV[1]), 1000)  -- bounded: one ZADD, O(batch)
@@ -26,7 +39,8 @@ local lease = tonumber(ARGV[2])
 local plimit = tonumber(ARGV[3])
 local cancel_ttl = tonumber(ARGV[4])
 local dead_ttl = tonumber(ARGV[5])
-local nq = #KEYS / 6
+local park_ttl = tonumber(ARGV[7])
+local nq = #KEYS / 8
 local deadline = now + lease
 -- numbers handed to redis.call are formatted with sprintf each time: format the constant ones once
 local nows, dls = tostring(now), tostring(deadline)
@@ -57,11 +71,35 @@ local function bucket(rkey, rate, burst)
   return tokens
 end
 
+local inbox = KEYS[8]
+local flag = inbox .. ':on'
+if park_ttl > 0 then
+  redis.call('DEL', flag)
+  local items = redis.call('LPOP', inbox, 100)  -- one per park: a handful at most
+  for _, item in ipairs(items or {}) do
+    local it = cmsgpack.unpack(item)  -- {ready key, id, envelope, deadline, enqueued ms}
+    for q = 0, nq - 1 do
+      if KEYS[8 * q + 1] == it[1] then
+        local jk = KEYS[8 * q + 6] .. it[2]
+        local f = redis.call('HMGET', jk, 'state', 'tok')
+        if f[1] == 'running' and f[2] == '1' then  -- else recovered meanwhile: no longer ours
+          redis.call('ZADD', KEYS[8 * q + 2], deadline, it[2])
+          out[n + 1], out[n + 2], out[n + 3], out[n + 4] = q, it[2], 1, it[3]
+          out[n + 5], out[n + 6], out[n + 7] = 1, 1, it[5]
+          n = n + 7
+          leased = leased + 1
+        end
+        break
+      end
+    end
+  end
+end
+
 for q = 0, nq - 1 do
   if leased >= want then break end
-  local ready, active, delayed, dead = KEYS[6 * q + 1], KEYS[6 * q + 2], KEYS[6 * q + 3], KEYS[6 * q + 4]
-  local rkey, jp = KEYS[6 * q + 5], KEYS[6 * q + 6]
-  local rate, burst = tonumber(ARGV[7 + 2 * q]), tonumber(ARGV[8 + 2 * q])
+  local ready, active, delayed, dead = KEYS[8 * q + 1], KEYS[8 * q + 2], KEYS[8 * q + 3], KEYS[8 * q + 4]
+  local rkey, jp = KEYS[8 * q + 5], KEYS[8 * q + 6]
+  local rate, burst = tonumber(ARGV[8 + 2 * q]), tonumber(ARGV[9 + 2 * q])
   promote(ready, delayed, jp)
   local take = want - leased
   local tokens = nil
@@ -141,9 +179,20 @@ for q = 0, nq - 1 do
 end
 out[1] = dead_count
 
+if leased == 0 and park_ttl > 0 then
+  for q = 0, nq - 1 do
+    if tonumber(ARGV[8 + 2 * q]) == 0 then
+      local parked = KEYS[8 * q + 7]
+      redis.call('LREM', parked, 0, inbox)
+      redis.call('RPUSH', parked, inbox)
+    end
+  end
+  redis.call('SET', flag, lease, 'PX', park_ttl)
+end
+
 if leased == 0 then
   for q = 0, nq - 1 do
-    local first = redis.call('ZRANGE', KEYS[6 * q + 3], 0, 0, 'WITHSCORES')
+    local first = redis.call('ZRANGE', KEYS[8 * q + 3], 0, 0, 'WITHSCORES')
     if first[2] then
       local d = math.max(0, tonumber(first[2]) - now)
       if out[2] < 0 or d < out[2] then out[2] = d end
