@@ -86,17 +86,7 @@ def handed(item: bytes, ready_to_queue: dict[bytes, str]) -> Reserved:
     A first delivery by construction: token, attempt and deliveries are 1.
     """
     ready_key, rid, env, deadline, enqueued = msgpack.unpackb(item, raw=True)
-    s_id, s_queue, s_token, s_env, s_att, s_dlv, s_lease, s_ready = _R_SET
-    r = _new(Reserved)
-    s_id(r, rid.decode())
-    s_queue(r, ready_to_queue[ready_key])
-    s_token(r, 1)
-    s_env(r, env)
-    s_att(r, 1)
-    s_dlv(r, 1)
-    s_lease(r, deadline)
-    s_ready(r, enqueued)
-    return r
+    return Reserved(rid.decode(), ready_to_queue[ready_key], 1, env, 1, 1, deadline, enqueued)
 
 
 def _default(v: int | None, default: int) -> int:
