@@ -25,15 +25,10 @@ from typing import Any
 
 from redis import exceptions as rexc
 
+from runtime.broker.resp import evalsha_head
 from runtime.broker.scripts import Call, translate
 
 _HEADS_MAX = 1024  # call shapes (queue x max_length) kept packed; bounded like the envelope prefixes
-
-
-def _bulk(value: Any) -> bytes:
-    """One RESP bulk string, encoded as redis-py encodes arguments (str as UTF-8, numbers by repr)."""
-    data = value if isinstance(value, bytes) else str(value).encode()
-    return b"$%d\r\n%s\r\n" % (len(data), data)
 
 
 class DirectCaller:
@@ -59,8 +54,8 @@ class DirectCaller:
             if len(self._heads) >= _HEADS_MAX:
                 self._heads.clear()
             call.check()
-            parts = ("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args[:-1])
-            head = self._heads[shape] = b"*%d\r\n" % (len(parts) + 1) + b"".join(map(_bulk, parts))
+            body = evalsha_head(call.script.sha, call.keys, call.args[:-1])
+            head = self._heads[shape] = b"*%d\r\n" % (3 + len(call.keys) + len(call.args)) + body
         return head
 
     def run(self, call: Call) -> Any:

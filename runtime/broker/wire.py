@@ -21,33 +21,8 @@ from typing import Any
 
 from redis import exceptions as rexc
 
+from runtime.broker.resp import bulk, evalsha_head
 from runtime.broker.scripts import REDIS_ERRORS, Call, arun, arun_many, translate
-
-
-def _bulk(v: Any) -> bytes:
-    # redis-py's Encoder rules: bytes as is, str UTF-8, int str(), float repr()
-    t = type(v)
-    if t is bytes:
-        b: bytes = v
-    elif t is str:
-        b = v.encode()
-    elif t is int:
-        b = b"%d" % v
-    elif t is float:
-        b = repr(v).encode()
-    elif isinstance(v, (bytes, str, int, float)) and not isinstance(v, bool):
-        b = _bulk_value(v)  # a subclass (an enum member, ...): converted as redis-py would
-    else:
-        raise TypeError(f"cannot send {t.__name__} to redis")
-    return b"$%d\r\n%b\r\n" % (len(b), b)
-
-
-def _bulk_value(v: bytes | str | int | float) -> bytes:
-    if isinstance(v, bytes):
-        return bytes(v)
-    if isinstance(v, str):
-        return str.encode(v)
-    return repr(v).encode()
 
 
 class Wire:
@@ -67,11 +42,10 @@ class Wire:
             keys = tuple(c.keys)
             head = self._heads.get((c.script.sha, keys))
             if head is None:
-                parts = [_bulk("EVALSHA"), _bulk(c.script.sha), _bulk(len(keys)), *map(_bulk, keys)]
-                head = self._heads[(c.script.sha, keys)] = b"".join(parts)
+                head = self._heads[(c.script.sha, keys)] = evalsha_head(c.script.sha, keys)
             out.append(b"*%d\r\n" % (3 + len(keys) + len(c.args)))
             out.append(head)
-            out.extend(map(_bulk, c.args))
+            out.extend(map(bulk, c.args))
         return b"".join(out)
 
     async def run_many(self, calls: Sequence[Call]) -> list[Any]:
