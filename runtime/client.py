@@ -24,10 +24,10 @@ import datetime as dt
 import os
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from runtime.broker.base import Code, EnqueueResult, JobInfo, JobState, NewJob
+from runtime.broker.base import Code, JobInfo, JobState, NewJob
 from runtime.broker.connection import connect, connect_async
 from runtime.broker.redis import AsyncRedisBroker, RedisBroker
 from runtime.broker.replies import new_job
@@ -144,28 +144,36 @@ class _Builder:
 
 #: most jobs one coalesced send carries (= the broker's script chunk: one script call per queue)
 BATCH_MAX = 1000
-_Pending = tuple[NewJob, "asyncio.Future[EnqueueResult]"]
+_Pending = tuple[NewJob, "asyncio.Future[AsyncJob]"]
 
 
 class _Coalescer:
     """Auto-pipelining for ``AsyncClient.enqueue``: one send in flight, the calls behind it gathered.
 
-    Callers append (job, future) and await the future; a single flusher task sends the queue head
+    Callers append (job, future) and await the future, which resolves to the job's ``AsyncJob``
+    handle; a single flusher task sends the queue head
     (up to ``BATCH_MAX``, in call order) as one batched enqueue per queue, then the next head. One
     send at a time keeps calls made in order in order, and takes one pooled connection per queue.
     A caller cancelled before its job is sent is skipped (nothing written).
     """
 
-    def __init__(self, broker: AsyncRedisBroker, max_length: dict[str, int], limit: int = BATCH_MAX) -> None:
+    def __init__(
+        self,
+        broker: AsyncRedisBroker,
+        max_length: dict[str, int],
+        handle: Callable[[str, str], AsyncJob],
+        limit: int = BATCH_MAX,
+    ) -> None:
         self._broker = broker
+        self._handle = handle
         self._max_length = max_length
         self._limit = limit
         self._pending: deque[_Pending] = deque()
         self._flusher: asyncio.Task[None] | None = None
 
-    def submit(self, job: NewJob) -> asyncio.Future[EnqueueResult]:
+    def submit(self, job: NewJob) -> asyncio.Future[AsyncJob]:
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[EnqueueResult] = loop.create_future()
+        fut: asyncio.Future[AsyncJob] = loop.create_future()
         self._pending.append((job, fut))
         if self._flusher is None:
             # started as a task, so every call made in this loop iteration joins the first send
@@ -226,9 +234,10 @@ class _Coalescer:
             if not isinstance(exc, Exception):
                 raise
             return
-        for (_, fut), res in zip(items, results, strict=True):
+        handle = self._handle
+        for (job, fut), res in zip(items, results, strict=True):
             if not fut.done():
-                fut.set_result(res)
+                fut.set_result(handle(res.id, job.queue))
 
     async def _send_one(self, item: _Pending) -> None:
         job, fut = item
@@ -240,7 +249,7 @@ class _Coalescer:
                 raise
             return
         if not fut.done():
-            fut.set_result(res)
+            fut.set_result(self._handle(res.id, job.queue))
 
 
 def _settle(fut: asyncio.Future[Any], exc: BaseException) -> None:
@@ -397,7 +406,7 @@ class AsyncClient:
         self.codec = EnvelopeCodec(settings.broker.limits)
         # a blocking pool: concurrent result polls and lookups wait for a connection, never fail
         self.broker = broker or connect_async(settings, clock=self.clock, blocking=True)
-        self._coalescer = _Coalescer(self.broker, self.builder.max_length)
+        self._coalescer = _Coalescer(self.broker, self.builder.max_length, self._job_handle)
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str], **kw: Any) -> AsyncClient:
@@ -405,11 +414,25 @@ class AsyncClient:
 
         return cls(load_settings(path), **kw)
 
-    async def enqueue(self, task: str, *args: Any, **kwargs: Any) -> AsyncJob:
-        """Validated here (errors raised before anything is queued), then sent auto-pipelined."""
-        job = self.builder.build(task, args, kwargs)
-        res = await self._coalescer.submit(job)
-        return AsyncJob(self, res.id, job.queue)
+    def _job_handle(self, job_id: str, queue: str) -> AsyncJob:
+        return AsyncJob(self, job_id, queue)
+
+    def enqueue(self, task: str, *args: Any, **kwargs: Any) -> asyncio.Future[AsyncJob]:
+        """Validated at once, then sent auto-pipelined; await the returned future for the job handle.
+
+        A plain function returning a future, not a coroutine: ``asyncio.gather`` of many calls then
+        waits on the futures themselves instead of wrapping each call in a Task (the larger part of
+        the per-call cost of a concurrent enqueue). It behaves like a coroutine for the caller: a bad
+        call's error (unknown task, unserializable argument) is raised where the result is awaited,
+        and cancelling the future before its send leaves nothing written. Needs a running loop.
+        """
+        try:
+            job = self.builder.build(task, args, kwargs)
+        except Exception as exc:
+            failed: asyncio.Future[AsyncJob] = asyncio.get_running_loop().create_future()
+            failed.set_exception(exc)
+            return failed
+        return self._coalescer.submit(job)
 
     async def enqueue_many(self, items: Iterable[JobSpec]) -> list[AsyncJob]:
         jobs = self.builder.many(items)

@@ -81,9 +81,10 @@ async def aopen() -> None:
     _aclient = AsyncClient.from_config(_pipeline())
 
 
-async def aenqueue(x: float, kind: str) -> Any:
+def aenqueue(x: float, kind: str) -> Any:
+    # the awaitable AsyncClient.enqueue returns, passed through as a caller's own gather would get it
     assert _aclient is not None
-    return await _aclient.enqueue(TASKS[kind], x, **_opts(kind))
+    return _aclient.enqueue(TASKS[kind], x, **_opts(kind))
 
 
 async def aclose() -> None:

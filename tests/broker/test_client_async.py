@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from runtime.client import BATCH_MAX, AsyncClient
+from runtime.client import BATCH_MAX, AsyncClient, AsyncJob
 from runtime.config.model import BrokerSettings, QueueSettings, Settings, TaskSettings
 from runtime.errors import BrokerConnectionError, QueueFull, UnknownTask
 from runtime.job import decode_envelope
@@ -106,12 +106,35 @@ async def test_batches_are_bounded(redis_url: str, namespace: str) -> None:
 
 async def test_cancelled_caller_before_send_writes_nothing(redis_url: str, namespace: str) -> None:
     async with AsyncClient(make_settings(redis_url, namespace)) as ac:
+        # enqueue submits at the call (it returns a future): all 10 are queued, none sent yet
         tasks = [asyncio.ensure_future(ac.enqueue("add", i)) for i in range(10)]
-        await asyncio.sleep(0)  # every call is submitted, the first send not yet made
         tasks[4].cancel()
         done = await asyncio.gather(*tasks, return_exceptions=True)
         assert isinstance(done[4], asyncio.CancelledError)
         assert await drain_ready(ac, "default", 9) == [(i,) for i in range(10) if i != 4]
+
+
+async def test_cancelled_coroutine_caller_writes_nothing(redis_url: str, namespace: str) -> None:
+    # a caller awaiting enqueue inside its own task, cancelled before the send: the same guarantee
+    async with AsyncClient(make_settings(redis_url, namespace)) as ac:
+
+        async def call(i: int) -> AsyncJob:
+            return await ac.enqueue("add", i)
+
+        tasks = [asyncio.ensure_future(call(i)) for i in range(10)]
+        await asyncio.sleep(0)  # each task has submitted its job; the flusher has not run yet
+        tasks[4].cancel()
+        done = await asyncio.gather(*tasks, return_exceptions=True)
+        assert isinstance(done[4], asyncio.CancelledError)
+        assert await drain_ready(ac, "default", 9) == [(i,) for i in range(10) if i != 4]
+
+
+async def test_bad_call_raises_when_awaited(redis_url: str, namespace: str) -> None:
+    async with AsyncClient(make_settings(redis_url, namespace)) as ac:
+        pending = ac.enqueue("no_such_task", 1)  # no exception at the call
+        with pytest.raises(UnknownTask):
+            await pending
+        assert (await ac.enqueue("add", 1)).id  # the client is unaffected
 
 
 async def test_connection_error_reaches_every_caller_of_the_batch(namespace: str) -> None:
