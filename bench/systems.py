@@ -41,7 +41,7 @@ class System:
         return self.venv is None or Path(self.python).exists()
 
 
-TQRUN = System("tqrun", "p_tqrun", None, scale=8)
+TQRUN = System("tqrun", "p_tqrun", None, scale=24)
 PEERS = (
     System("taskiq", "p_taskiq", "main"),
     System("huey", "p_huey", "main"),

@@ -29,7 +29,7 @@ class Sizes:
     process: int = 4000
     mixed: int = 1500
     latency_rate: float = 100.0
-    latency_seconds: float = 2.0
+    latency_seconds: float = 5.0  # 500 samples: a p99 that is not just the 2nd-worst of 200
     deadline: float = 8.0  # a run still going after this is cut: its rate covers what ran
 
 
