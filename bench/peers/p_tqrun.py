@@ -25,7 +25,7 @@ IS_ASYNC = False
 SETTINGS = {
     "1 process": "tqrun PIPELINE --workers 1 --no-autoscaler (prod.yaml: concurrency 64, weighted)",
     "2 processes": "--workers 2",
-    "mixed": "--workers 1 --concurrency 100",
+    "mixed": "--workers 1 --concurrency 100 (+ backpressure.max_concurrent_tasks 100 by env; prod: 64)",
     "common": "pipelines/prod.yaml as shipped + bench tasks (async def, timeout 5s, retries max 5); "
               "logging info/json, metrics, HTTP, scheduler on",
     "bulk": "Client.enqueue_many (one round trip per 1,000)",
@@ -96,5 +96,8 @@ def worker_argv(procs: int, mode: str) -> list[list[str]]:
     port = os.environ.get("BENCH_TQRUN_HTTP_PORT", "0")
     args = [sys.executable, "-m", "runtime", _pipeline(), "--no-autoscaler", "--http-port", port]
     if mode == "mixed":
-        return [[*args, "--workers", "1", "--concurrency", "100"]]
+        # prod.yaml caps running tasks per process at 64 (backpressure.max_concurrent_tasks), which
+        # would silently hold --concurrency 100 at 64 while every peer runs 100
+        cap = ["env", "TASK_QUEUE_WORKERS__BACKPRESSURE__MAX_CONCURRENT_TASKS=100"]
+        return [[*cap, *args, "--workers", "1", "--concurrency", "100"]]
     return [[*args, "--workers", str(procs)]]

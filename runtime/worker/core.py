@@ -74,6 +74,11 @@ class Worker:
         self.codec = codec
         ws = settings.workers
         self.slots = max(1, min(ws.concurrency, ws.backpressure.max_concurrent_tasks or ws.concurrency))
+        if self.slots < ws.concurrency:
+            logger.warning(
+                "workers.concurrency {} is capped at {} by workers.backpressure.max_concurrent_tasks",
+                ws.concurrency, self.slots,
+            )  # fmt: skip
         # the local backlog (leased, not started) never exceeds backpressure.queue_size_threshold
         self.prefetch = max(0, min(ws.prefetch, ws.backpressure.queue_size_threshold))
         self._retry_pause = ws.backpressure.delay
