@@ -73,7 +73,7 @@ def encode_job(
     """Build a :class:`NewJob` the way the client does (used by the scheduler's cron ticks)."""
     from runtime.job import Envelope, encode_envelope
 
-    env = Envelope(job_id, task, queue, list(args), dict(kwargs), timeout=timeout)
+    env = Envelope(task, list(args), dict(kwargs), timeout=timeout)
     return NewJob(job_id, queue, encode_envelope(env, settings.broker.limits), delay_ms=delay_ms, task=task)
 
 

@@ -35,7 +35,7 @@ from runtime.clock import Clock, SystemClock
 from runtime.config.model import Settings, TaskSettings
 from runtime.config.units import parse_duration
 from runtime.errors import JobCancelled, JobFailed, QueueFull, ResultTimeout, UnknownTask
-from runtime.job import EnvelopeCodec, EnvelopeEncoder, new_job_id, new_job_ids
+from runtime.job import EnvelopeCodec, EnvelopeEncoder, Frame, new_job_id, new_job_ids
 from runtime.queues import validate_name
 from runtime.registry import discovered_tasks
 
@@ -58,8 +58,8 @@ class _Builder:
         self.max_length = {q.name: q.max_length for q in settings.queues if q.max_length is not None}
         self.limits = settings.broker.limits
         self.encoder = EnvelopeEncoder(self.limits)
-        # task -> (queue, envelope prefix) for calls without options, resolved and checked once
-        self._plain: dict[str, tuple[str, bytes]] = {}
+        # task -> (queue, envelope frame) for calls without options, resolved and checked once
+        self._plain: dict[str, tuple[str, Frame]] = {}
 
     def _discover(self, task: str) -> TaskSettings | None:
         """An undeclared name may be a decorated task (``registry.auto_register``): look once, lazily,
@@ -82,9 +82,9 @@ class _Builder:
             raise UnknownTask(f"queue {queue!r} is not declared in the pipeline; nothing was written")
         return queue
 
-    def _plain_entry(self, task: str) -> tuple[str, bytes]:
+    def _plain_entry(self, task: str) -> tuple[str, Frame]:
         queue = self._checked_queue(self._spec(task).queue)
-        entry = self._plain[task] = (queue, self.encoder.prefix(task, queue, None, None))
+        entry = self._plain[task] = (queue, self.encoder.frame(task, None, None))
         return entry
 
     def build(
@@ -92,10 +92,10 @@ class _Builder:
     ) -> NewJob:
         if kwargs and any(k[:1] == "_" for k in kwargs):
             return self._build_with_options(task, args, kwargs, job_id)
-        # the common case: no options, so queue and envelope prefix come from the per-task cache
-        queue, prefix = self._plain.get(task) or self._plain_entry(task)
+        # the common case: no options, so queue and envelope frame come from the per-task cache
+        queue, frame = self._plain.get(task) or self._plain_entry(task)
+        envelope = self.encoder.encode_framed(frame, args, kwargs)
         job_id = job_id or new_job_id()
-        envelope = self.encoder.encode_prefixed(prefix, job_id, args, kwargs)
         return new_job(job_id, queue, envelope, 0, None, task)
 
     def _build_with_options(
@@ -116,7 +116,7 @@ class _Builder:
         if max_retries is not None and (type(max_retries) is not int or max_retries < 0):
             raise TypeError(f"_max_retries must be an int >= 0, not {max_retries!r}")
         envelope = self.encoder.encode(
-            job_id, task, queue, args, kwargs, max_retries,
+            task, args, kwargs, max_retries,
             parse_duration(timeout) if timeout is not None else None,
         )  # fmt: skip
         return NewJob(job_id, queue, envelope, self._delay_ms(opts), ikey, task)

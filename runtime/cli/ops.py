@@ -223,12 +223,15 @@ def status(pipeline: str, watch: bool, interval: float, as_json: bool) -> None:
                 pass
 
 
-@click.command()
+# one generated id in 64 starts with '-' (URL-safe base64): take it as the id, not as an unknown option
+@click.command(context_settings={"ignore_unknown_options": True})
 @click.argument("pipeline", type=click.Path(exists=True, dir_okay=False))
 @click.argument("job_id")
 @click.option("--json", "as_json", is_flag=True, help="Print the /api/jobs/{id} document.")
 def job(pipeline: str, job_id: str, as_json: bool) -> None:
-    """One job's timeline: enqueued, each delivery, each attempt and its error, the final state."""
+    """One job's timeline: enqueued, each delivery, each attempt and its error, the final state.
+
+    An id that starts with '-h' goes after '--' (``tqrun job PIPELINE -- -h...``)."""
     from runtime.http import catalog
 
     with _ops(pipeline) as ops:

@@ -11,7 +11,8 @@ from typing import Any, Protocol
 
 
 class DecodedJob(Protocol):
-    """The fields of a decoded envelope the worker reads."""
+    """The fields of a decoded envelope the worker reads; the job's id and queue are not among them
+    (the envelope does not carry them: the worker takes both from the reservation)."""
 
     @property
     def task(self) -> str: ...

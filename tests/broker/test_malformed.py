@@ -20,7 +20,7 @@ CODEC = EnvelopeCodec(LIMITS)
 
 
 def good(job_id: str) -> NewJob:
-    return NewJob(job_id, "default", encode_envelope(Envelope(job_id, "t", "default", [1]), LIMITS), task="t")
+    return NewJob(job_id, "default", encode_envelope(Envelope("t", [1]), LIMITS), task="t")
 
 
 def work_through(b: RedisBroker) -> list[str]:
@@ -44,23 +44,28 @@ def test_garbage_in_storage_is_dead_lettered(broker: RedisBroker) -> None:
     # bytes written straight into Redis, bypassing the client
     broker.client.hset(k.job("raw"), mapping={"env": b"\xc1\xff\x00", "state": "queued", "att": 1, "tok": 0})
     broker.client.rpush(k.ready, "raw", "no-record-at-all")
-    v2 = msgpack.packb({"v": 2, "id": "v2", "task": "t", "queue": "default", "args": [], "kwargs": {}})
-    deep = msgpack.packb(
-        {"v": 1, "id": "deep", "task": "t", "queue": "default", "args": [[[[[1]]]]], "kwargs": {}}
-    )
-    wrong = msgpack.packb({"v": 1, "id": "wrong", "task": 5, "queue": "default", "args": [], "kwargs": {}})
-    broker.enqueue(
-        [NewJob("v2", "default", v2), NewJob("deep", "default", deep), NewJob("wrong", "default", wrong)]
-    )
+    bad = {
+        "v2map": {"v": 2, "id": "v2", "task": "t", "queue": "default", "args": [], "kwargs": {}},
+        "v3": [3, "t", [], {}],
+        "short": [2, "t", []],
+        "deep": [2, "t", [[[[[1]]]]], {}],
+        "wrong": [2, 5, [], {}],
+        "v1deep": {"v": 1, "id": "d", "task": "t", "queue": "default", "args": [[[[[1]]]]], "kwargs": {}},
+        "v1wrong": {"v": 1, "id": 7, "task": "t", "queue": "default", "args": [], "kwargs": {}},
+    }
+    broker.enqueue([NewJob(job_id, "default", msgpack.packb(env)) for job_id, env in bad.items()])
     broker.enqueue([good("g2")])
 
     assert work_through(broker) == ["g1", "g2"]
     reasons = {d.id: d.error or "" for d in broker.dead_letters("default")}
     assert reasons["no-record-at-all"] == "no job record"
     assert "malformed msgpack" in reasons["raw"]
-    assert "unsupported envelope version 2" in reasons["v2"]
-    assert "max_depth" in reasons["deep"]
+    assert "unsupported envelope version 2 in a map" in reasons["v2map"]
+    assert "unsupported envelope version 3 in an array" in reasons["v3"]
+    assert "3 items" in reasons["short"]
+    assert "max_depth" in reasons["deep"] and "max_depth" in reasons["v1deep"]
     assert "'task'" in reasons["wrong"]
+    assert "'id'" in reasons["v1wrong"]
     assert broker.stats("default").ready == 0
 
 
@@ -88,12 +93,36 @@ def test_serializer_limits() -> None:
 
 
 def test_envelope_round_trip() -> None:
-    env = Envelope("i", "t", "q", [1, "a"], {"k": [1]}, max_retries=2, timeout=1.5)
-    assert decode_envelope(encode_envelope(env, LIMITS), LIMITS) == Envelope(
-        "i", "t", "q", [1, "a"], {"k": [1]}, 2, 1.5
-    )
-    with pytest.raises(SerializationError, match="not a map"):
+    env = Envelope("t", [1, "a"], {"k": [1]}, max_retries=2, timeout=1.5)
+    data = encode_envelope(env, LIMITS)
+    assert decode_envelope(data, LIMITS) == Envelope("t", [1, "a"], {"k": [1]}, 2, 1.5)
+    assert msgpack.unpackb(data) == [2, "t", [1, "a"], {"k": [1]}, 2, 1.5]
+    # None options are left out from the end; a timeout alone keeps max_retries' place as nil
+    assert msgpack.unpackb(encode_envelope(Envelope("t", [1]), LIMITS)) == [2, "t", [1], {}]
+    assert msgpack.unpackb(encode_envelope(Envelope("t", [], max_retries=0), LIMITS)) == [2, "t", [], {}, 0]
+    only_timeout = encode_envelope(Envelope("t", [], timeout=3.0), LIMITS)
+    assert msgpack.unpackb(only_timeout) == [2, "t", [], {}, None, 3.0]
+    assert decode_envelope(only_timeout, LIMITS) == Envelope("t", [], {}, None, 3.0)
+    with pytest.raises(SerializationError, match="version 1 in an array"):
         decode_envelope(msgpack.packb([1]), LIMITS)
+    with pytest.raises(SerializationError, match="not an array"):
+        decode_envelope(msgpack.packb("t"), LIMITS)
+
+
+def test_small_job_envelope_fits_one_hash_value() -> None:
+    """A bench-sized job (no-op task, one int) packs well under Redis' 64-byte hash values."""
+    assert len(encode_envelope(Envelope("bench_noop", [123_456]), LIMITS)) <= 24
+
+
+def test_v1_envelopes_from_older_clients_still_decode() -> None:
+    v1 = {"v": 1, "id": "old", "task": "t", "queue": "default", "args": [1, "a"], "kwargs": {"k": 2}}
+    assert decode_envelope(msgpack.packb(v1), LIMITS) == Envelope("t", [1, "a"], {"k": 2})
+    full = v1 | {"max_retries": 4, "timeout": 2, "later_key": "ignored"}
+    assert decode_envelope(msgpack.packb(full), LIMITS) == Envelope("t", [1, "a"], {"k": 2}, 4, 2.0)
+    with pytest.raises(SerializationError, match="'queue'"):
+        decode_envelope(msgpack.packb({k: v for k, v in v1.items() if k != "queue"}), LIMITS)
+    with pytest.raises(SerializationError, match="'timeout'"):
+        decode_envelope(msgpack.packb(v1 | {"timeout": "soon"}), LIMITS)
 
 
 def test_fast_encoder_matches_reference() -> None:
@@ -101,21 +130,23 @@ def test_fast_encoder_matches_reference() -> None:
 
     enc = EnvelopeEncoder(LIMITS)
     cases = [
-        ("i1", "t", "q", [1, "a", None, b"b"], {}, None, None),
-        ("i2", "t", "q", (2.5, [1, {"x": 1}]), {"k": [1], "z": None}, 3, 1.5),
-        ("i3", "t2", "q", [], {"only": "kw"}, 0, None),
+        ("t", [1, "a", None, b"b"], {}, None, None),
+        ("t", (2.5, [1, {"x": 1}]), {"k": [1], "z": None}, 3, 1.5),
+        ("t2", [], {"only": "kw"}, 0, None),
+        ("t3", [1], {}, None, 2.0),
     ]
     for c in cases:
-        ref = Envelope(c[0], c[1], c[2], list(c[3]), c[4], c[5], c[6])
-        fast = decode_envelope(enc.encode(*c), LIMITS)
-        assert fast == decode_envelope(encode_envelope(ref, LIMITS), LIMITS) == ref
+        ref = Envelope(c[0], list(c[1]), c[2], c[3], c[4])
+        fast = enc.encode(*c)
+        assert fast == encode_envelope(ref, LIMITS)  # byte for byte
+        assert decode_envelope(fast, LIMITS) == ref
     with pytest.raises(SerializationError, match="max_depth"):
-        enc.encode("i", "t", "q", [[[[1]]]], {})  # args sit at depth 2
+        enc.encode("t", [[[[1]]]], {})  # args sit at depth 2
     with pytest.raises(PayloadTooLarge):
-        enc.encode("i", "t", "q", ["x" * 10_000], {})
+        enc.encode("t", ["x" * 10_000], {})
     with pytest.raises(SerializationError):
-        enc.encode("i", "t", "q", [2**70], {})
-    assert decode_envelope(enc.encode("i4", "t", "q", [1], {}), LIMITS).id == "i4"  # packer reset after error
+        enc.encode("t", [2**70], {})
+    assert decode_envelope(enc.encode("t4", [1], {}), LIMITS).task == "t4"  # packer reset after error
 
 
 _values = st.recursive(
@@ -136,7 +167,7 @@ def test_envelope_round_trips_any_native_value(args: list[object], kwargs: dict[
     from runtime.job import EnvelopeEncoder
 
     big = Limits(max_payload_bytes=1 << 20, max_depth=32, max_container_length=1000)
-    env = decode_envelope(EnvelopeEncoder(big).encode("i", "t", "q", args, kwargs), big)
+    env = decode_envelope(EnvelopeEncoder(big).encode("t", args, kwargs), big)
     assert (env.args, env.kwargs) == (args, kwargs)
 
 
@@ -161,9 +192,22 @@ def test_encoder_is_thread_safe() -> None:
     def work(t: int) -> bool:
         for i in range(2000):
             args = [t, i, "x" * (i % 50)]
-            if decode_envelope(enc.encode(f"{t}-{i}", "t", "q", args, {"k": i}), LIMITS).args != args:
+            if decode_envelope(enc.encode(f"t{t}", args, {"k": i}), LIMITS).args != args:
                 return False
         return True
 
     with ThreadPoolExecutor(4) as ex:
         assert all(ex.map(work, range(4)))
+
+
+def test_job_ids_are_22_url_safe_characters() -> None:
+    import re
+
+    from runtime.job import new_job_id, new_job_ids
+
+    ids = [*new_job_ids(5000), new_job_id(), *new_job_ids(1)]
+    assert len(set(ids)) == len(ids) == 5002
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{22}", i) for i in ids)
+    assert new_job_ids(0) == []
+    # every character is random: all 64 symbols show up in each position over a few thousand ids
+    assert all(len({i[p] for i in ids}) == 64 for p in (0, 21))

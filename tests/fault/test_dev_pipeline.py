@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import runtime
 from runtime.broker.embedded import stop_server
 from runtime.client import Client
 
@@ -26,7 +27,8 @@ def test_dev_pipeline_burst_runs_the_examples(tmp_path: Path) -> None:
     shutil.copy(ROOT / "task-queue.yaml", tmp_path / "task-queue.yaml")
     pipeline = tmp_path / "pipelines" / "dev.yaml"
     e = env()
-    e["PYTHONPATH"] = str(tmp_path)  # the copied tasks/, not the repo's
+    # the copied tasks/ before the repo's, and the runtime this test imports (not whichever is installed)
+    e["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(Path(runtime.__file__).resolve().parents[1])])
     try:
         with _client(tmp_path, pipeline) as client:
             jobs = {

@@ -137,3 +137,15 @@ def test_job_shows_the_result_of_a_succeeded_job(tq: Tq, pipeline: Path) -> None
     broker.ack([Completion(job.id, "default", job.token, msgpack.packb({"sum": 42}))], 60_000)
     timeline = tq("job", job_id).output
     assert "succeeded" in timeline and "result: {'sum': 42}" in timeline
+
+
+def test_job_takes_an_id_that_starts_with_a_dash(tq: Tq, pipeline: Path) -> None:
+    """One generated id in 64 starts with '-' (URL-safe base64): ``tqrun job`` takes it as the id."""
+    from runtime.client import Client
+
+    with Client(load_settings(pipeline, env={"TQ_OPS_TOKEN": TOKEN})) as client:
+        for job_id in ("-abcDEF_123", "--xyz"):
+            client.enqueue("add", 1, 2, _job_id=job_id)
+            assert json.loads(tq("job", job_id, "--json").output)["task"] == "add"
+            assert f"job {job_id}  task add" in tq("job", job_id).output
+    assert json.loads(tq("job", "--json", "--", "-abcDEF_123").output)["state"] == "queued"

@@ -100,6 +100,29 @@ async def test_undecodable_envelope_and_unknown_task_are_dead_lettered(
         assert w.state == "stopped"
 
 
+async def test_v1_envelopes_from_an_older_client_still_run(redis_url: str, namespace: str) -> None:
+    """Jobs queued before the v2 envelope (a map with id and queue) run, their options honoured."""
+    s = make_settings(redis_url, namespace)
+
+    def v1(job_id: str, task: str, args: list[object], **opts: object) -> NewJob:
+        env = {"v": 1, "id": job_id, "task": task, "queue": "default", "args": args, "kwargs": {}, **opts}
+        return NewJob(job_id, "default", msgpack.packb(env), task=task)
+
+    with cleanup(s) as b:
+        b.enqueue([v1("old-add", "add", [2, 3]), v1("old-slow", "asleep_ms", [2000], timeout=0.1)])
+        b.enqueue([NewJob("v9", "default", msgpack.packb([9, "add", [1, 2], {}]), task="add")])
+        new = enqueue(b, s, "add", 4, 5)
+        await run_burst(s)
+        old = info(b, s, "old-add")
+        assert old is not None and old.state == JobState.SUCCEEDED and msgpack.unpackb(old.result) == 5
+        slow = info(b, s, "old-slow")
+        assert slow is not None and slow.state == JobState.DEAD and "timeout" in (slow.error or "")
+        v9 = info(b, s, "v9")
+        assert v9 is not None and v9.state == JobState.DEAD and "version 9" in (v9.error or "")
+        done = info(b, s, new)
+        assert done is not None and done.state == JobState.SUCCEEDED and msgpack.unpackb(done.result) == 9
+
+
 async def test_unserializable_result_is_a_clear_failure(
     redis_url: str, namespace: str, logs: list[str]
 ) -> None:
