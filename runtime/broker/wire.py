@@ -1,11 +1,12 @@
-"""Script round trips of the worker's hot path, packed here and sent on connections kept checked out.
+"""Script round trips of the worker's hot path, packed here and sent on connections of their own.
 
 A redis-py ``Pipeline`` costs 75-100 us of client CPU per round trip in the worker (measured with
 redis-py 8.1: command packing with one encoder call per argument, a pool checkout and release
 under a lock, observability hooks), about 2 us per job at the worker's batch size. ``Wire`` packs
 each ``EVALSHA`` itself (the constant part, script and KEYS, once per key set: byte-identical to
 redis-py's packing) and writes it on a connection it keeps between calls, one per concurrent
-caller, through the connection's public ``send_packed_command``/``read_response``: about 40 us.
+caller (made with the pool's settings, outside its ``pool_size``), through the connection's public
+``send_packed_command``/``read_response``: about 40 us.
 
 What redis-py gives a command is kept: the client's ``Retry`` policy (reconnect with backoff; every
 script is safe to repeat, see ``connection.py``), health checks, a connection dropped on any error
@@ -78,17 +79,21 @@ class Wire:
         return out
 
     async def _checkout(self) -> Any:
-        try:
-            conn = await self.pool.get_connection()
-        except TypeError:  # redis-py < 5.3 requires a command name
-            conn = await self.pool.get_connection("EVALSHA")
-        # While kept here the connection has no socket timeout of its own: ``_send`` bounds the
-        # whole exchange by it instead. With one, redis-py sends through ``asyncio.wait_for``, a
-        # Task per send that leaves the request unsent until the loop's next turn, after every
-        # callback already queued (a batch of job steps): measured 500 -> 380 us per round trip
-        # and 80,000 -> 96,000 jobs/s in one process. Given back on ``close``.
-        self._timeouts[conn] = conn.socket_timeout
-        conn.socket_timeout = None
+        """A connection of its own, made with the pool's settings (address, credentials, TLS, retry
+        policy, Sentinel master lookup), kept for the client's lifetime.
+
+        Not one of the pool's ``pool_size`` connections: a kept one would be one fewer for everything
+        else (parking, stats, result lookups), and with a small pool the worker could not park at all.
+        It has no socket timeout of its own: ``_send`` bounds the whole exchange by the pool's. With
+        one, redis-py sends through ``asyncio.wait_for``, a Task per send that leaves the request
+        unsent until the loop's next turn, after every callback already queued (a batch of job
+        steps): measured 500 -> 380 us per round trip and 80,000 -> 96,000 jobs/s in one process.
+        """
+        kwargs = dict(self.pool.connection_kwargs)
+        timeout = kwargs.get("socket_timeout")
+        kwargs["socket_timeout"] = None
+        conn = self.pool.connection_class(**kwargs)
+        self._timeouts[conn] = timeout
         return conn
 
     async def _exchange(self, conn: Any, data: bytes, n: int, kept: bool, timeout: float | None) -> list[Any]:
@@ -120,6 +125,6 @@ class Wire:
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
+        self._timeouts.clear()
         for conn in idle:
-            conn.socket_timeout = self._timeouts.pop(conn, conn.socket_timeout)
-            await self.pool.release(conn)
+            await conn.disconnect()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import redis.asyncio as aredis
 
@@ -51,6 +52,26 @@ async def test_parked_worker_runs_the_handed_job_and_unparks_on_stop(redis_url: 
         late = new_job(s, "noop")
         b.enqueue([late])  # no worker left: it waits in the queue
         assert info(b, s, late.id).state == JobState.QUEUED  # type: ignore[union-attr]
+
+
+async def test_a_one_connection_pool_still_parks_and_serves(redis_url: str, namespace: str) -> None:
+    """The worker's hot-path connections are its own: ``pool_size: 1`` leaves the pool to parking."""
+    s = make_settings(redis_url, namespace)
+    s = replace(s, broker=replace(s.broker, pool_size=1))
+    with cleanup(s) as b:
+        first = [new_job(s, "noop") for _ in range(50)]
+        b.enqueue(first)
+        w = make_worker(s)
+        run = asyncio.ensure_future(w.run())
+        await wait_until(lambda: all(info(b, s, j.id).state == JobState.SUCCEEDED for j in first))  # type: ignore[union-attr]
+        flag = w.broker.ops.parking.inbox + PARKED_FLAG_SUFFIX  # type: ignore[attr-defined]
+        await wait_until(lambda: b.client.pttl(flag) > 0)  # parked on the pool's one connection
+        late = new_job(s, "noop")
+        b.enqueue([late])
+        await wait_until(lambda: info(b, s, late.id).state == JobState.SUCCEEDED)  # type: ignore[union-attr]
+        w.request_stop()
+        assert await asyncio.wait_for(run, 10) == 0
+        assert w.recorder.stats.stale_acks == 0
 
 
 async def test_graceful_stop_releases_a_job_left_in_the_inbox(redis_url: str, namespace: str) -> None:
