@@ -140,7 +140,7 @@ def markdown(results: dict[str, Reps], infos: dict[str, dict[str, Any]], meta: d
         mark = "n/a" if ok is None else ("PASS" if ok else "FAIL")
         lines.append(f"- **{mark}** {label}: {evidence}")
     if growth:
-        lines += ["", "## Cost growth (tqrun, 1 repetition)", "", _growth_table(growth)]
+        lines += ["", "## Cost growth (tqrun)", "", _growth_table(growth)]
     if chart:
         lines += ["", f"![chart]({chart})"]
     lines += ["", "## Versions and settings", ""]
@@ -163,20 +163,27 @@ def _executions(reps: Reps) -> str:
 
 
 def _growth_table(growth: dict[str, Any]) -> str:
-    rows = ["| backlog | enqueue 1-by-1 /s (empty queue) | process, 1 worker proc /s (empty queue) |",
-            "|---|---|---|"]
-    for key, label in (("queued", f"{growth.get('backlog', 0):,} queued"),
-                       ("delayed", f"{growth.get('backlog', 0):,} delayed")):
+    backlog = f"{growth.get('backlog', 0):,}"
+    rows = ["| backlog | enqueue 1-by-1 /s | process, 1 worker proc /s |", "|---|---|---|"]
+    for key, label in (("empty", "none (baseline)"), ("queued", f"{backlog} queued"),
+                       ("delayed", f"{backlog} delayed")):
         g = growth.get(key) or {}
-        rows.append(f"| {label} | {_opt(g.get('enqueue_sync'))} ({_opt(g.get('baseline_enqueue_sync'))}) | "
-                    f"{_opt(g.get('process_1'))} ({_opt(g.get('baseline_process_1'))}) |")
+        rows.append(f"| {label} | {_spread(g, 'enqueue_sync')} | {_spread(g, 'process_1')} |")
     timed = int(growth.get("jobs_timed", 0))
-    rows += ["", f"Measured for tqrun only, one repetition: the timed {timed:,} jobs "
-             "are enqueued one by one behind the backlog (queued: the worker's first executions are timed; "
-             "delayed: the backlog is due in an hour, so only the timed jobs run). The baseline is the same "
-             "block on an empty queue, run just before. Filling a 1,000,000-job backlog through the peers' "
-             "enqueue paths (1,000-10,000 jobs/s here) would take minutes per peer and repetition."]
+    rows += ["", f"Measured for tqrun only; each cell is the median (min-max) of 3 timed blocks of {timed:,} "
+             "jobs: enqueued one by one behind the backlog, then run by one worker process (queued: the "
+             "worker's first executions are timed; delayed: the backlog is due in an hour, so only the timed "
+             "jobs run). The baseline blocks run on an empty queue just before. Filling a 1,000,000-job "
+             "backlog through the peers' enqueue paths (1,000-10,000 jobs/s here) would take minutes per "
+             "peer and repetition."]
     return "\n".join(rows)
+
+
+def _spread(g: dict[str, Any], key: str) -> str:
+    reps = g.get(f"{key}_reps")
+    if not reps:
+        return _opt(g.get(key))
+    return f"{_opt(g.get(key))} ({fmt_num(float(min(reps)))}-{fmt_num(float(max(reps)))})"
 
 
 def _opt(v: Any) -> str:
