@@ -33,8 +33,8 @@ from typing import Any, Final
 import msgpack
 
 from runtime.config.model import Limits
-from runtime.errors import PayloadTooLarge, SerializationError
-from runtime.serializers import check_shape, dumps, loads
+from runtime.errors import SerializationError
+from runtime.serializers import check_shape, check_size, dumps, loads
 
 ENVELOPE_VERSION: Final = 2
 _V1: Final = 1
@@ -143,11 +143,7 @@ class EnvelopeEncoder:
             data = b"".join((frame[0], pack(args), pack(kwargs) if kwargs else _EMPTY_MAP, frame[1]))
         except (TypeError, ValueError, OverflowError) as exc:
             raise SerializationError(f"cannot serialize: {exc}") from exc
-        if len(data) > limits.max_payload_bytes:
-            raise PayloadTooLarge(
-                f"payload is {len(data)} bytes, over max_payload_bytes {limits.max_payload_bytes}"
-            )
-        return data
+        return check_size(data, limits)
 
 
 def decode_envelope(data: bytes, limits: Limits) -> Envelope:

@@ -74,17 +74,22 @@ def _children(v: Any, max_len: int) -> list[Any]:
     raise SerializationError(f"cannot serialize {type(v).__name__} (msgpack natives only; no pickle)")
 
 
+def check_size(data: bytes, limits: Limits) -> bytes:
+    """``data`` if it is within ``max_payload_bytes``, else ``PayloadTooLarge``."""
+    if len(data) > limits.max_payload_bytes:
+        raise PayloadTooLarge(
+            f"payload is {len(data)} bytes, over max_payload_bytes {limits.max_payload_bytes}"
+        )
+    return data
+
+
 def pack_checked(value: Any, limits: Limits) -> bytes:
     """Encode a value whose shape the caller already checked; enforce the size limit only."""
     try:
         data: bytes = msgpack.packb(value, use_bin_type=True)
     except (TypeError, ValueError, OverflowError) as exc:
         raise SerializationError(f"cannot serialize: {exc}") from exc
-    if len(data) > limits.max_payload_bytes:
-        raise PayloadTooLarge(
-            f"payload is {len(data)} bytes, over max_payload_bytes {limits.max_payload_bytes}"
-        )
-    return data
+    return check_size(data, limits)
 
 
 def dumps(value: Any, limits: Limits) -> bytes:
