@@ -27,7 +27,7 @@ from bench.growth import growth
 from bench.harness import Harness
 from bench.server import BenchRedis
 from bench.systems import ALL, BENCH_DIR, TQRUN, System, by_key, setup_venvs
-from bench.tqrun_pipeline import write
+from bench.tqrun_pipeline import prepare
 from bench.workloads import Sizes, run_all
 
 OUT = BENCH_DIR / "out"
@@ -167,8 +167,7 @@ def main() -> int:
     if args.setup:
         setup_venvs()
         return 0
-    (OUT / "logs").mkdir(parents=True, exist_ok=True)
-    os.environ["BENCH_TQRUN_PIPELINE"] = str(write(OUT / "tqrun-bench.yaml"))
+    prepare(OUT)
     server = BenchRedis().start()
     try:
         return quick(args, server) if args.quick else full(args, server)

@@ -11,21 +11,16 @@ Peers other than tqrun need their venvs (``python -m bench --setup``).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 from pathlib import Path
 
 from bench.harness import Harness
 from bench.server import BenchRedis
 from bench.systems import BENCH_DIR, by_key
-from bench.tqrun_pipeline import write
-from bench.workloads import Sizes, latency
+from bench.tqrun_pipeline import prepare
+from bench.workloads import Sizes, latency, percentile
 
 OUT = BENCH_DIR / "out" / "latency"
-
-
-def _pct(lat: list[float], f: float) -> float:
-    return lat[min(len(lat) - 1, int(len(lat) * f))]
 
 
 def main() -> None:
@@ -35,8 +30,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--rate", type=float, default=100.0)
     a = ap.parse_args()
-    (OUT / "logs").mkdir(parents=True, exist_ok=True)
-    os.environ["BENCH_TQRUN_PIPELINE"] = str(write(OUT / "tqrun-bench.yaml"))
+    prepare(OUT)
     systems = by_key(a.systems.split(","))
     sizes = Sizes(latency_rate=a.rate, latency_seconds=a.seconds, deadline=30.0)
     server = BenchRedis().start()
@@ -51,7 +45,7 @@ def main() -> None:
                 runs[system.key].append(out)
                 print(
                     f"rep {rep + 1} {system.key}: n={len(lat)} "
-                    + " ".join(f"p{int(f * 100)} {_pct(lat, f):.3f}" for f in (0.1, 0.5, 0.9, 0.99))
+                    + " ".join(f"p{int(f * 100)} {percentile(lat, f):.3f}" for f in (0.1, 0.5, 0.9, 0.99))
                     + f" max {lat[-1]:.3f} ms",
                     flush=True,
                 )

@@ -23,7 +23,7 @@ from pathlib import Path
 from bench.harness import Harness
 from bench.server import BenchRedis
 from bench.systems import BENCH_DIR, PEERS_DIR, TQRUN
-from bench.tqrun_pipeline import write
+from bench.tqrun_pipeline import prepare
 
 OUT = BENCH_DIR / "out"
 
@@ -65,8 +65,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args()
-    (OUT / "logs").mkdir(parents=True, exist_ok=True)
-    os.environ["BENCH_TQRUN_PIPELINE"] = str(write(OUT / "tqrun-bench.yaml"))
+    prepare(OUT)
     server = BenchRedis().start()
     try:
         h = Harness(TQRUN, server.url, OUT / "logs")

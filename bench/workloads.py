@@ -90,6 +90,11 @@ def memory(h: Harness, sizes: Sizes, out: dict[str, Any]) -> None:
     out["redis_bytes_per_job"] = (queued - h.used_memory()) / n
 
 
+def percentile(ordered: list[float], f: float) -> float:
+    """The ``f`` quantile of sorted values (nearest rank, no interpolation)."""
+    return ordered[min(len(ordered) - 1, int(len(ordered) * f))]
+
+
 def latency(h: Harness, sizes: Sizes, out: dict[str, Any]) -> None:
     h.flush()
     with h.workers(1, "throughput") as group:
@@ -103,8 +108,8 @@ def latency(h: Harness, sizes: Sizes, out: dict[str, Any]) -> None:
         h.wait_done(n + 1, group, sizes.deadline)  # + the producer's unmeasured warm-up job
     lat = h.executions().latencies_ms()
     if lat:
-        out["latency_p50_ms"] = lat[len(lat) // 2]
-        out["latency_p99_ms"] = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        out["latency_p50_ms"] = percentile(lat, 0.5)
+        out["latency_p99_ms"] = percentile(lat, 0.99)
     out["latency_samples"] = len(lat)
 
 
