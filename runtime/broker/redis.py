@@ -426,11 +426,16 @@ class AsyncRedisBroker:
         if self.ops.parking is None:
             return []
         flag, inbox, parked = self.ops.unpark()
-        await self._cmd("DEL", flag)  # first: no handoff from here on
-        items = await self._cmd("LPOP", inbox, RESERVE_MAX) or []
+        pipe = self.client.pipeline(transaction=False)  # one round trip, run in this order:
+        pipe.delete(flag)  # first: no handoff from here on
+        pipe.lpop(inbox, RESERVE_MAX)
         for key in parked:
-            await self._cmd("LREM", key, 0, inbox)
-        return [j for item in items for j in self.ops.parse_handoff(item).jobs]
+            pipe.lrem(key, 0, inbox)
+        try:
+            replies = await pipe.execute()
+        except REDIS_ERRORS as exc:
+            raise translate(exc) from exc
+        return [j for item in replies[1] or [] for j in self.ops.parse_handoff(item).jobs]
 
     async def close(self) -> None:
         await self.wire.close()
