@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import os
 import pickle
 import signal
@@ -30,6 +29,7 @@ from loguru import logger
 
 from runtime.broker.base import Broker, NewJob
 from runtime.config.model import ScheduleSettings, Settings
+from runtime.gctune import tune_gc
 from runtime.registry import Registry
 from runtime.scheduler import Scheduler
 from runtime.supervisor import Controller, Supervisor
@@ -109,16 +109,6 @@ def build_worker(settings: Settings, worker_id: str) -> Worker:
         worker_id=worker_id,
         publish_stats=stats_publisher(settings),
     )
-
-
-def tune_gc() -> None:
-    """Move everything imported so far out of the collector's sight and collect young objects less
-    often: a worker allocates a few short-lived containers per job, and with the default gen-0
-    threshold (700) the cyclic collector runs every ~100 jobs (measured: about a third of a no-op
-    job's CPU when the heap is large). Reference counting still frees acyclic garbage at once."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(10_000, 50, 100)
 
 
 async def _serve(launch: WorkerLaunch) -> int:

@@ -35,6 +35,7 @@ from runtime.clock import Clock, SystemClock
 from runtime.config.model import Settings, TaskSettings
 from runtime.config.units import parse_duration
 from runtime.errors import JobCancelled, JobFailed, QueueFull, ResultTimeout, UnknownTask
+from runtime.gctune import gc_paused
 from runtime.job import EnvelopeCodec, EnvelopeEncoder, Frame, new_job_id, new_job_ids
 from runtime.queues import validate_name
 from runtime.registry import discovered_tasks
@@ -338,10 +339,14 @@ class Client:
         return Job(self, res.id, job.queue)
 
     def enqueue_many(self, items: Iterable[JobSpec]) -> list[Job]:
-        """Validate every item first, then enqueue all in one round trip."""
-        jobs = self.builder.many(items)
-        results = self.broker.enqueue(jobs, max_length=self.builder.max_length)
-        return [Job(self, r.id, j.queue) for r, j in zip(results, jobs, strict=True)]
+        """Validate every item first (a bad one refuses the batch), then enqueue all in one round trip.
+
+        The cyclic garbage collector is paused meanwhile (see ``runtime.gctune.gc_paused``).
+        """
+        with gc_paused():
+            jobs = self.builder.many(items)
+            results = self.broker.enqueue(jobs, max_length=self.builder.max_length)
+            return [Job(self, r.id, j.queue) for r, j in zip(results, jobs, strict=True)]
 
     def job(self, job_id: str) -> Job | None:
         info = self.broker.job(job_id, self.builder.queues)
@@ -435,9 +440,12 @@ class AsyncClient:
         return self._coalescer.submit(job)
 
     async def enqueue_many(self, items: Iterable[JobSpec]) -> list[AsyncJob]:
-        jobs = self.builder.many(items)
+        # the collector is paused for the building only: other tasks run while the call is awaited
+        with gc_paused():
+            jobs = self.builder.many(items)
         results = await self.broker.enqueue(jobs, max_length=self.builder.max_length)
-        return [AsyncJob(self, r.id, j.queue) for r, j in zip(results, jobs, strict=True)]
+        with gc_paused():
+            return [AsyncJob(self, r.id, j.queue) for r, j in zip(results, jobs, strict=True)]
 
     async def job(self, job_id: str) -> AsyncJob | None:
         info = await self.broker.job(job_id, self.builder.queues)

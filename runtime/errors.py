@@ -49,7 +49,16 @@ class BrokerConnectionError(BrokerError):
 
 
 class QueueFull(BrokerError):
-    """Admission control: the queue is at ``max_length``; nothing was written."""
+    """Admission control: the queue is at ``max_length``.
+
+    One enqueue call to Redis is all or nothing, but a bulk enqueue of more than 1,000 jobs (or of
+    several queues) makes several: ``enqueued`` holds the ids of the jobs that were written before
+    the queue filled (empty when none were), so a caller can retry only the rest.
+    """
+
+    def __init__(self, message: str, enqueued: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.enqueued: list[str] = enqueued or []
 
 
 class StaleLease(BrokerError):

@@ -1,4 +1,4 @@
-"""One script call on a held connection: the single-job enqueue without redis-py's generic command path.
+"""Enqueue script calls on a held connection, without redis-py's generic command path.
 
 ``Client.enqueue`` is one EVALSHA per call, and redis-py's ``execute_command`` spends more client CPU
 around it than the socket round trip itself costs (a pool checkout that polls the socket, the retry
@@ -8,6 +8,9 @@ head + last argument as one write on a connection of its own, made with the pool
 credentials, TLS, timeouts, Sentinel master lookup). It is not one of the pool's ``pool_size``
 connections: holding one of those would leave one fewer for everything else, and a call that fits
 the pool today must not start failing with "Too many connections".
+
+A bulk enqueue (``run_all``) sends all its calls in one write on the same connection and builds its
+results while Redis runs them.
 
 It only ever takes the easy case. Whatever else happens (another thread holds the connection, a
 connection or timeout error, NOSCRIPT after a server restart, a cluster client) it answers
@@ -21,14 +24,21 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from redis import exceptions as rexc
 
 from runtime.broker.resp import evalsha_head
 from runtime.broker.scripts import Call, translate
 
+T = TypeVar("T")
+
 _HEADS_MAX = 1024  # call shapes (queue x max_length) kept packed; bounded like the envelope prefixes
+
+
+def _nothing() -> None:
+    return None
 
 
 class DirectCaller:
@@ -63,6 +73,19 @@ class DirectCaller:
 
         The last argument must be bytes (the enqueue blob); no script replies nil, so ``None`` is free.
         """
+        replies = self.run_all((call,), _nothing)
+        return None if replies is None else replies[0][0]
+
+    def run_all(self, calls: Sequence[Call], meanwhile: Callable[[], T]) -> tuple[list[Any], T] | None:
+        """Every call's reply in order and what ``meanwhile()`` returned; ``None``: take the generic path.
+
+        All calls go out in one write, and ``meanwhile`` runs while Redis executes them: a bulk enqueue
+        prepares its results there instead of after the last reply (Redis needs milliseconds per
+        1,000-job call, the client about as long to build the results, so the two overlap). An error
+        reply to any call (NOSCRIPT after a server restart, ...) answers ``None`` with the connection
+        dropped, like a connection error: the generic path reruns every call, which the enqueue
+        script makes safe (a job that the first attempt created is found by its id, not made twice).
+        """
         if self._pool is None:
             return None
         if self._pid != os.getpid():
@@ -74,16 +97,25 @@ class DirectCaller:
             if conn is None:
                 pool = self._pool
                 conn = self._conn = pool.connection_class(**pool.connection_kwargs)
-            last: bytes = call.args[-1]
-            conn.send_packed_command((b"%s$%d\r\n%s\r\n" % (self._head(call), len(last), last),))
-            return conn.read_response()
-        except (rexc.ConnectionError, rexc.TimeoutError, rexc.NoScriptError):
-            return None  # already disconnected by redis-py, or the script needs loading: generic path
+            out: list[bytes] = []
+            for call in calls:
+                last: bytes = call.args[-1]
+                out.append(b"%s$%d\r\n%s\r\n" % (self._head(call), len(last), last))
+            conn.send_packed_command(out)
+            during = meanwhile()
+            replies = [conn.read_response() for _ in calls]
+            return replies, during
+        except (rexc.ConnectionError, rexc.TimeoutError):
+            return None  # already disconnected by redis-py: the generic path retries with backoff
+        except rexc.ResponseError:
+            # one call's error reply was read, later replies may still be on the way: start clean
+            conn.disconnect()
+            return None
         except rexc.RedisError as exc:
             raise translate(exc) from exc
         except BaseException:
-            # interrupted between the write and the read (KeyboardInterrupt, a timeout signal): its
-            # reply would otherwise be read as the next call's
+            # interrupted between the write and the reads (KeyboardInterrupt, a timeout signal): its
+            # replies would otherwise be read as the next call's
             if self._conn is not None:
                 self._conn.disconnect()
             raise

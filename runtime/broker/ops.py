@@ -157,22 +157,34 @@ class Ops:
 
     @staticmethod
     def parse_enqueue(
-        jobs: Sequence[NewJob], plan: EnqueuePlan, replies: Sequence[Any]
+        jobs: Sequence[NewJob],
+        plan: EnqueuePlan,
+        replies: Sequence[Any],
+        out: list[EnqueueResult] | None = None,
     ) -> list[EnqueueResult]:
+        """The result per job; ``out``: ``created(jobs)`` when the caller built it already."""
+        if out is None:
+            out = created(jobs)
         if len(replies) == 1 and len(replies[0]) == 1 and replies[0][0] != -1:
-            return created(jobs)  # one call, every job created: Client.enqueue's common case
-        for call, reply in zip(plan.calls, replies, strict=True):
+            return out  # one call, every job created: Client.enqueue's common case
+        full = []
+        for n, (members, reply) in enumerate(zip(plan.members, replies, strict=True)):
             if reply[0] == -1:
-                raise QueueFull(
-                    f"queue {_queue_of(call)!r} is at max_length {call.args[0]}; nothing was written"
-                )
-        out = created(jobs)
-        if all(len(r) == 1 for r in replies):  # nothing deduplicated: the common case
-            return out
-        for members, reply in zip(plan.members, replies, strict=True):
+                full.append(n)
+                continue
             # the reply lists only jobs NOT created: (1-based position in the chunk, existing id)
             for i in range(1, len(reply), 2):
                 out[members[reply[i] - 1]] = EnqueueResult(_s(reply[i + 1]), False)
+        if full:
+            call = plan.calls[full[0]]
+            refused = {m for n in full for m in plan.members[n]}
+            enqueued = [r.id for m, r in enumerate(out) if m not in refused]
+            raise QueueFull(
+                f"queue {_queue_of(call)!r} is at max_length {call.args[0]}; "
+                + (f"{len(enqueued)} of {len(jobs)} jobs were written (their ids: .enqueued)"
+                   if enqueued else "nothing was written"),
+                enqueued,
+            )
         return out
 
     # --- reserve ---------------------------------------------------------------------------

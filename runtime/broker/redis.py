@@ -34,7 +34,7 @@ from runtime.broker.base import (
 from runtime.broker.direct import DirectCaller
 from runtime.broker.keys import JobField
 from runtime.broker.ops import RESERVE_MAX, BrokerOptions, Ops
-from runtime.broker.replies import parse_job
+from runtime.broker.replies import created, parse_job
 from runtime.broker.scripts import REDIS_ERRORS, Call, arun, arun_many, run, run_many, translate
 from runtime.broker.wire import Wire
 from runtime.clock import Clock, SystemClock
@@ -128,6 +128,10 @@ class RedisBroker:
             reply = self._direct.run(plan.calls[0])
             if reply is not None:
                 return self.ops.parse_enqueue(jobs, plan, (reply,))
+        else:  # a bulk enqueue: its results are built while Redis runs the calls
+            sent = self._direct.run_all(plan.calls, lambda: created(jobs))
+            if sent is not None:
+                return self.ops.parse_enqueue(jobs, plan, sent[0], sent[1])
         return self.ops.parse_enqueue(jobs, plan, run_many(self.client, plan.calls))
 
     def reserve(self, queues: Sequence[str], n: int, lease_ms: int) -> ReserveBatch:

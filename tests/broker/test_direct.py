@@ -1,4 +1,4 @@
-"""The single-call enqueue path on a held connection (``runtime.broker.direct``): it is taken, and
+"""The enqueue path on a held connection (``runtime.broker.direct``), single call and bulk: it is taken, and
 everything it does not handle itself (NOSCRIPT, a killed connection, a busy connection, a fork)
 ends in the same jobs as the generic path: each accepted job exactly once, none lost."""
 
@@ -127,3 +127,38 @@ def test_direct_connection_is_not_taken_from_the_pool(redis_url: str, namespace:
         # the pool's only connection is still free for everything else
         assert job.status() == "queued"
         assert client.enqueue("add", 3, 4).status() == "queued"
+
+
+def _bulk(prefix: str, n: int, queue: str = "default") -> list[NewJob]:
+    return [NewJob(f"{prefix}{i}", queue, b"e") for i in range(n)]
+
+
+def test_bulk_enqueue_takes_the_held_connection_and_reports_duplicates(sync_broker: RedisBroker) -> None:
+    # 2,500 jobs: three script calls of one queue, sent in one write
+    assert sync_broker._direct._conn is None
+    assert all(r.created for r in sync_broker.enqueue(_bulk("x", 1200)))
+    assert sync_broker._direct._conn is not None, "the direct path was not taken"
+    results = sync_broker.enqueue(_bulk("x", 2500))
+    assert [r.id for r in results] == [f"x{i}" for i in range(2500)]
+    assert [i for i, r in enumerate(results) if r.created] == list(range(1200, 2500))
+    assert _ready(sync_broker) == [f"x{i}" for i in range(2500)]
+
+
+def test_bulk_enqueue_after_script_flush_reruns_every_call_once(sync_broker: RedisBroker) -> None:
+    sync_broker.enqueue(_bulk("a", 2))
+    sync_broker.client.script_flush()  # every call of the next bulk is refused with NOSCRIPT
+    results = sync_broker.enqueue(_bulk("b", 2100) + _bulk("c", 5, "high_priority"))
+    assert all(r.created for r in results)
+    assert Counter(_ready(sync_broker)) == Counter(["a0", "a1"] + [f"b{i}" for i in range(2100)])
+
+
+def test_bulk_enqueue_that_fills_its_queue_says_which_jobs_were_written(sync_broker: RedisBroker) -> None:
+    # max_length is checked per script call (at most 1,000 jobs): the first call fits, the second not
+    jobs = _bulk("f", 1500)
+    with pytest.raises(QueueFull, match="1000 of 1500 jobs were written") as caught:
+        sync_broker.enqueue(jobs, max_length={"default": 1200})
+    assert caught.value.enqueued == [f"f{i}" for i in range(1000)]
+    assert _ready(sync_broker) == caught.value.enqueued
+    with pytest.raises(QueueFull, match="nothing was written") as caught:
+        sync_broker.enqueue(_bulk("g", 300), max_length={"default": 1200})
+    assert caught.value.enqueued == []
