@@ -173,7 +173,8 @@ def _growth_table(growth: dict[str, Any]) -> str:
     rows += ["", f"Measured for tqrun only; each cell is the median (min-max) of 3 timed blocks of {timed:,} "
              "jobs: enqueued one by one behind the backlog, then run by one worker process (queued: the "
              "worker's first executions are timed; delayed: the backlog is due in an hour, so only the timed "
-             "jobs run). The baseline blocks run on an empty queue just before. Filling a 1,000,000-job "
+             "jobs run). The three conditions are interleaved, one block each per round in a rotated order, "
+             "the server emptied and the backlog refilled before each block. Filling a 1,000,000-job "
              "backlog through the peers' enqueue paths (1,000-10,000 jobs/s here) would take minutes per "
              "peer and repetition."]
     return "\n".join(rows)
