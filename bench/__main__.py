@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -37,19 +38,25 @@ FULL = Sizes()
 QUICK = Sizes(process=1000, mixed=200, latency_rate=100.0, latency_seconds=1.0, deadline=10.0)
 
 
-def machine_kind() -> str:
-    return f"{os.cpu_count()}cpu-{platform.machine()}"
-
-
-def machine_facts(server: BenchRedis) -> dict[str, str]:
-    cpu = "?"
+def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or "?"
+
+
+def machine_kind() -> str:
+    """Cores, architecture and CPU model: hosts with the same core count ran tqrun's no-op jobs 3x
+    apart (an AMD EPYC and an Intel Xeon, both 2 cores), too far apart to share a baseline."""
+    model = re.sub(r"[^a-z0-9]+", "-", cpu_model().lower()).strip("-")
+    return f"{os.cpu_count()}cpu-{platform.machine()}-{model}"
+
+
+def machine_facts(server: BenchRedis) -> dict[str, str]:
+    cpu = cpu_model()
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {"cpu": f"{cpu} x {os.cpu_count()}", "memory": f"{mem:.0f} GiB",
             "os": platform.platform(), "python": platform.python_version(),
