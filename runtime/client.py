@@ -30,7 +30,6 @@ from typing import Any
 from runtime.broker.base import Code, JobInfo, JobState, NewJob
 from runtime.broker.connection import connect, connect_async
 from runtime.broker.redis import AsyncRedisBroker, RedisBroker
-from runtime.broker.replies import new_job
 from runtime.clock import Clock, SystemClock
 from runtime.config.model import Settings, TaskSettings
 from runtime.config.units import parse_duration
@@ -97,7 +96,7 @@ class _Builder:
         queue, frame = self._plain.get(task) or self._plain_entry(task)
         envelope = self.encoder.encode_framed(frame, args, kwargs)
         job_id = job_id or new_job_id()
-        return new_job(job_id, queue, envelope, 0, None, task)
+        return NewJob(job_id, queue, envelope, 0, None, task)
 
     def _build_with_options(
         self, task: str, args: Sequence[Any], kwargs: Mapping[str, Any], job_id: str | None
