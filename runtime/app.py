@@ -74,7 +74,7 @@ def encode_job(
     from runtime.job import Envelope, encode_envelope
 
     env = Envelope(task, list(args), dict(kwargs), timeout=timeout)
-    return NewJob(job_id, queue, encode_envelope(env, settings.broker.limits), delay_ms=delay_ms, task=task)
+    return NewJob(job_id, queue, encode_envelope(env, settings.broker.limits), delay_ms=delay_ms)
 
 
 def cron_job_factory(settings: Settings) -> Callable[[ScheduleSettings, float, str], NewJob]:

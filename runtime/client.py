@@ -96,7 +96,7 @@ class _Builder:
         queue, frame = self._plain.get(task) or self._plain_entry(task)
         envelope = self.encoder.encode_framed(frame, args, kwargs)
         job_id = job_id or new_job_id()
-        return NewJob(job_id, queue, envelope, 0, None, task)
+        return NewJob(job_id, queue, envelope)
 
     def _build_with_options(
         self, task: str, args: Sequence[Any], kwargs: Mapping[str, Any], job_id: str | None
@@ -119,7 +119,7 @@ class _Builder:
             task, args, kwargs, max_retries,
             parse_duration(timeout) if timeout is not None else None,
         )  # fmt: skip
-        return NewJob(job_id, queue, envelope, self._delay_ms(opts), ikey, task)
+        return NewJob(job_id, queue, envelope, self._delay_ms(opts), ikey)
 
     def _delay_ms(self, opts: Mapping[str, Any]) -> int:
         if opts.get("_delay") is not None:

@@ -61,7 +61,6 @@ class NewJob:
     envelope: bytes
     delay_ms: int = 0  # 0 = ready now; otherwise due at server TIME + delay_ms
     idempotency_key: str | None = None
-    task: str = ""  # stored beside the envelope so `tqrun job` can show it without decoding
 
 
 @dataclass(slots=True)

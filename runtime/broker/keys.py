@@ -45,7 +45,7 @@ class JobField:
     #: turns the whole record from the compact encoding into a hashtable (~2.5x the memory)
     ENVELOPE_PIECES: Final = ("env2", "env3", "env4")
     STATE: Final = "state"
-    TASK: Final = "task"
+    TASK: Final = "task"  # no longer written (the envelope has it); read from older records
     ATTEMPT: Final = "att"  # 1-based; +1 per retry
     #: deliveries that count toward max_deliveries are TOKEN - RELEASED: a delivery writes only 'tok';
     #: release adds 1 to 'rel' (gives its delivery back), replay sets 'rel' = 'tok' (starts over).

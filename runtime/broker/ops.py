@@ -126,7 +126,7 @@ class Ops:
                 -1 if limit is None else limit,
                 self.opt.idempotency_ttl_ms,
                 self.opt.wake_cap,
-                _blob([j.id, j.envelope, j.delay_ms, j.idempotency_key or "", j.task]),
+                _blob([j.id, j.envelope, j.delay_ms, j.idempotency_key or ""]),
             )
             return EnqueuePlan([Call(self.sc.enqueue, self._enqueue_keys(j.queue), args)], [[0]])
         by_queue: dict[str, list[int]] = {}
@@ -144,7 +144,7 @@ class Ops:
                 flat: list[Any] = []
                 for i in chunk:
                     j = jobs[i]
-                    flat += (j.id, j.envelope, j.delay_ms, j.idempotency_key or "", j.task)
+                    flat += (j.id, j.envelope, j.delay_ms, j.idempotency_key or "")
                 args = (
                     -1 if limit is None else limit,
                     self.opt.idempotency_ttl_ms,

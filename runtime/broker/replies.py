@@ -63,6 +63,23 @@ def _default(v: int | None, default: int) -> int:
     return default if v is None else v
 
 
+def task_of(envelope: bytes | None) -> str:
+    """The task name an envelope carries (v2 array or v1 map); "" when it names none or is unreadable.
+
+    Only for display: the worker decodes envelopes with every limit (``runtime.job``). This reads a
+    stored record, which passed the size limit at enqueue; a hostile one costs no more than decoding
+    its own bytes, and any error is an empty name.
+    """
+    if not envelope:
+        return ""
+    try:
+        m = msgpack.unpackb(envelope, raw=False, strict_map_key=False)
+    except Exception:  # any malformed bytes: the job is shown without a task name
+        return ""
+    task = m[1] if type(m) is list and len(m) > 1 else m.get("task") if type(m) is dict else None
+    return task if type(task) is str else ""
+
+
 def parse_job(job_id: str, queue: str, raw: dict[bytes, bytes]) -> JobInfo | None:
     """A job HASH (as HGETALL returns it) as :class:`JobInfo`; None when empty."""
     if not raw:
@@ -90,7 +107,7 @@ def parse_job(job_id: str, queue: str, raw: dict[bytes, bytes]) -> JobInfo | Non
         id=job_id,
         queue=queue,
         state=state,
-        task=_s(f.get(JobField.TASK, b"")),
+        task=_s(f[JobField.TASK]) if JobField.TASK in f else task_of(env),
         attempt=_default(num(JobField.ATTEMPT), 1),
         deliveries=(num(JobField.TOKEN) or 0) - (num(JobField.RELEASED) or 0),  # see JobField.RELEASED
         enqueued_ms=num(JobField.ENQUEUED),

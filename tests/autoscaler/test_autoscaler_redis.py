@@ -103,7 +103,7 @@ def test_share_of_splits_the_target_over_hosts() -> None:
 
 
 def _enqueue(broker: RedisBroker, n: int) -> None:
-    broker.enqueue([NewJob(uuid.uuid4().hex, "default", b"\x80", task="t") for _ in range(n)])
+    broker.enqueue([NewJob(uuid.uuid4().hex, "default", b"\x80") for _ in range(n)])
 
 
 def test_controller_scales_up_on_a_backlog_and_a_restart_continues(

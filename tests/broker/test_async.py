@@ -10,7 +10,7 @@ from runtime.broker.redis import AsyncRedisBroker, RedisBroker
 
 
 def jobs(n: int, queue: str = "default") -> list[NewJob]:
-    return [NewJob(f"{queue}-{i}", queue, b"e", task="t") for i in range(n)]
+    return [NewJob(f"{queue}-{i}", queue, b"e") for i in range(n)]
 
 
 async def test_async_round_trip(abroker: AsyncRedisBroker) -> None:

@@ -20,7 +20,7 @@ SIZES = (0, 1, 63, 64, 65, 127, 128, 129, 200, 255, 256, 257, 1000)
 
 
 def _job(size: int) -> NewJob:
-    return NewJob(f"s{size}-{os.urandom(4).hex()}", "default", os.urandom(size), task="t")
+    return NewJob(f"s{size}-{os.urandom(4).hex()}", "default", os.urandom(size))
 
 
 def test_envelopes_of_every_size_come_back_whole(broker: RedisBroker) -> None:
@@ -70,7 +70,7 @@ def test_anchor_keeps_active_a_skiplist_and_is_never_a_lease(broker: RedisBroker
 
 @pytest.mark.parametrize("n", [1000, 1500])
 def test_reserve_is_capped_at_1000_per_call(broker: RedisBroker, n: int) -> None:
-    broker.enqueue([NewJob(f"c{i}", "default", b"e", task="t") for i in range(n)])
+    broker.enqueue([NewJob(f"c{i}", "default", b"e") for i in range(n)])
     call = broker.ops.reserve(["default"], n, 30_000)
     reply = broker._one(type(call)(call.script, call.keys, (n, *call.args[1:])))
     assert (len(reply) - 5) // 7 == 1000  # header of 5, then 7 per job (reserve.lua)

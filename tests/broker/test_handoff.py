@@ -25,7 +25,7 @@ TTL = 2_000
 
 
 def job(i: int | str, queue: str = "default", delay_ms: int = 0) -> NewJob:
-    return NewJob(f"{queue}-{i}", queue, f"env-{i}".encode(), delay_ms, task="t")
+    return NewJob(f"{queue}-{i}", queue, f"env-{i}".encode(), delay_ms)
 
 
 def worker(backend: tuple[str, list[str]], namespace: str, **kw: Any) -> AsyncRedisBroker:

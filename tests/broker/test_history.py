@@ -34,7 +34,7 @@ def test_ten_thousand_jobs_with_lease_expiries(redis_url: str, namespace: str) -
     producer = new_broker()
     ids = [f"j{i:05d}" for i in range(N_JOBS)]
     for s in range(0, N_JOBS, 1000):
-        producer.enqueue([NewJob(i, "default", b"e", task="t") for i in ids[s : s + 1000]])
+        producer.enqueue([NewJob(i, "default", b"e") for i in ids[s : s + 1000]])
 
     delivered: list[tuple[str, int]] = []
     ok_acks: list[str] = []

@@ -20,7 +20,7 @@ CODEC = EnvelopeCodec(LIMITS)
 
 
 def good(job_id: str) -> NewJob:
-    return NewJob(job_id, "default", encode_envelope(Envelope("t", [1]), LIMITS), task="t")
+    return NewJob(job_id, "default", encode_envelope(Envelope("t", [1]), LIMITS))
 
 
 def work_through(b: RedisBroker) -> list[str]:

@@ -21,7 +21,8 @@ from .conftest import QUEUES
 def nj(
     queue: str = "default", delay_ms: int = 0, key: str | None = None, job_id: str | None = None
 ) -> NewJob:
-    return NewJob(job_id or uuid.uuid4().hex, queue, b"\x81\xa1v\x01", delay_ms, key, task="t")
+    # the envelope is v2 [2, "t", [], {}]: task "t", no arguments
+    return NewJob(job_id or uuid.uuid4().hex, queue, b"\x94\x02\xa1t\x90\x80", delay_ms, key)
 
 
 def state(b: RedisBroker, job_id: str, queue: str = "default") -> JobState | None:
@@ -328,3 +329,17 @@ def test_binary_payloads_survive_the_batch_encoding(broker: RedisBroker) -> None
     assert broker.ack([Completion(a.id, "default", a.token, big)], 60_000) == [Code.OK]
     info = broker.job("big", ["default"])
     assert info is not None and info.result == big
+
+
+def test_task_name_is_read_from_the_envelope_or_an_older_record(broker: RedisBroker) -> None:
+    import msgpack
+
+    v1 = msgpack.packb({"v": 1, "id": "x", "queue": "default", "task": "legacy", "args": [], "kwargs": {}})
+    jobs = [NewJob("v2", "default", b"\x94\x02\xa1t\x90\x80"), NewJob("v1", "default", v1),
+            NewJob("junk", "default", b"\xc1\xc1 not msgpack"), NewJob("old", "default", b"\x80")]
+    broker.enqueue(jobs)
+    # a record written before the task name left it: the stored field wins
+    broker.client.hset(broker.ops.keys("default").job_prefix + "old", "task", "stored")
+    tasks = {j.id: broker.job(j.id, ["default"]).task for j in jobs}  # type: ignore[union-attr]
+    assert tasks == {"v2": "t", "v1": "legacy", "junk": "", "old": "stored"}
+    assert b"task" not in broker.client.hgetall(broker.ops.keys("default").job_prefix + "v2")

@@ -27,7 +27,7 @@ from tests.broker.test_scripts import all_calls
 
 
 def jobs(n: int, queue: str = "default") -> list[NewJob]:
-    return [NewJob(f"{queue}-{i}", queue, b"e", task="t") for i in range(n)]
+    return [NewJob(f"{queue}-{i}", queue, b"e") for i in range(n)]
 
 
 def test_packing_matches_redis_py() -> None:

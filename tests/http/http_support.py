@@ -46,13 +46,13 @@ class Driver:
             self.recorders = [StatsRecorder(f"w{i}-{uuid.uuid4().hex[:6]}", 4) for i in range(2)]
 
     def enqueue(self, task: str, queue: str, n: int = 1, delay_ms: int = 0) -> list[str]:
-        jobs = [NewJob(id=uuid.uuid4().hex, queue=queue, task=task, delay_ms=delay_ms,
+        jobs = [NewJob(id=uuid.uuid4().hex, queue=queue, delay_ms=delay_ms,
                        envelope=msgpack.packb({"task": task, "args": [i]})) for i in range(n)]
         return [r.id for r in self.broker.enqueue(jobs)]
 
     def enqueue_request(self, req: EnqueueRequest) -> str:
         queue = req.queue or "default"
-        job = NewJob(id=uuid.uuid4().hex, queue=queue, task=req.task, idempotency_key=req.idempotency_key,
+        job = NewJob(id=uuid.uuid4().hex, queue=queue, idempotency_key=req.idempotency_key,
                      delay_ms=int((req.delay or 0) * 1000),
                      envelope=msgpack.packb({"task": req.task, "args": req.args, "kwargs": req.kwargs}))
         return self.broker.enqueue([job])[0].id

@@ -88,7 +88,7 @@ async def test_undecodable_envelope_and_unknown_task_are_dead_lettered(
 ) -> None:
     s = make_settings(redis_url, namespace)
     with cleanup(s) as b:
-        b.enqueue([NewJob("garbage1", "default", b"\xc1\xc1not msgpack", task="add")])
+        b.enqueue([NewJob("garbage1", "default", b"\xc1\xc1not msgpack")])
         unknown = enqueue(b, s, "add", 1, 2)
         # rewrite the task name inside a valid envelope: route it to a name nobody declares
         ok = enqueue(b, s, "add", 1, 2)
@@ -106,11 +106,11 @@ async def test_v1_envelopes_from_an_older_client_still_run(redis_url: str, names
 
     def v1(job_id: str, task: str, args: list[object], **opts: object) -> NewJob:
         env = {"v": 1, "id": job_id, "task": task, "queue": "default", "args": args, "kwargs": {}, **opts}
-        return NewJob(job_id, "default", msgpack.packb(env), task=task)
+        return NewJob(job_id, "default", msgpack.packb(env))
 
     with cleanup(s) as b:
         b.enqueue([v1("old-add", "add", [2, 3]), v1("old-slow", "asleep_ms", [2000], timeout=0.1)])
-        b.enqueue([NewJob("v9", "default", msgpack.packb([9, "add", [1, 2], {}]), task="add")])
+        b.enqueue([NewJob("v9", "default", msgpack.packb([9, "add", [1, 2], {}]))])
         new = enqueue(b, s, "add", 4, 5)
         await run_burst(s)
         old = info(b, s, "old-add")

@@ -10,8 +10,10 @@
 -- ARGV[2] idem_ttl_ms lifetime of an idempotency key (the delay is added per job)
 -- ARGV[3] wake_cap    max tokens kept in the wake list
 -- ARGV[4] jobs: ONE msgpack array (raw strings, no bin type: Redis' cmsgpack predates it),
---         5 entries per job: id, envelope, delay_ms, idempotency key ("" = none), task name.
---         One blob instead of 5 arguments per job keeps client-side command packing out of the hot path.
+--         4 entries per job: id, envelope, delay_ms, idempotency key ("" = none).
+--         One blob instead of 4 arguments per job keeps client-side command packing out of the hot path.
+-- The record holds no task name: the envelope has it, and each field costs memory and a listpack
+-- insert per job (readers take it from the envelope; records written before still carry 'task').
 -- Returns: {-1} when the queue is full (nothing written);
 --          else {number created, then 2 per job NOT created: its 1-based position in the batch, the id
 --          of the job that already exists}. Created jobs are not echoed back (smaller reply).
@@ -39,17 +41,17 @@ local a = cmsgpack.unpack(ARGV[4])
 -- One multi-key EXISTS answers the common case (no id of the batch exists yet) for the whole batch;
 -- only when it counts some does each id get its own EXISTS.
 local jks = {}
-for i = 1, #a, 5 do jks[#jks + 1] = jp .. a[i] end
+for i = 1, #a, 4 do jks[#jks + 1] = jp .. a[i] end
 local some = 0
 for s = 1, #jks, 1000 do  -- bounded unpack: Lua's stack limit is ~8000 values
   some = some + redis.call('EXISTS', unpack(jks, s, math.min(s + 999, #jks)))
 end
 local out, new = {0}, {}
 local seen_id, seen_key = {}, {}
-for i = 1, #a, 5 do
+for i = 1, #a, 4 do
   local id, ikey = a[i], a[i + 3]
   local existing = nil
-  if seen_id[id] or (some > 0 and redis.call('EXISTS', jks[(i + 4) / 5]) == 1) then
+  if seen_id[id] or (some > 0 and redis.call('EXISTS', jks[(i + 3) / 4]) == 1) then
     existing = id
   elseif ikey ~= '' then
     local prior = redis.call('GET', ip .. ikey)
@@ -60,7 +62,7 @@ for i = 1, #a, 5 do
     end
   end
   if existing then
-    out[#out + 1] = (i + 4) / 5
+    out[#out + 1] = (i + 3) / 4
     out[#out + 1] = existing
   else
     seen_id[id] = true
@@ -99,7 +101,7 @@ local function hand_off(id, h, env)
     if lease then
       local deadline = now + tonumber(lease)
       h[2] = 'running'
-      h[9], h[10], h[11], h[12] = 'sta', nows, 'tok', '1'
+      h[7], h[8], h[9], h[10] = 'sta', nows, 'tok', '1'
       redis.call('ZADD', KEYS[6], deadline, id)
       redis.call('RPUSH', inbox, cmsgpack.pack({KEYS[1], id, env, deadline, now}))
       redis.call('PEXPIRE', inbox, lease)  -- a dead worker's inbox goes when its lease would
@@ -109,12 +111,12 @@ local function hand_off(id, h, env)
 end
 
 for _, i in ipairs(new) do
-  local id, env, delay, ikey, task = a[i], a[i + 1], a[i + 2], a[i + 3], a[i + 4]
+  local id, env, delay, ikey = a[i], a[i + 1], a[i + 2], a[i + 3]
   -- 'rdy' (when it became ready) is left out while it equals 'enq': readers fall back to 'enq'
-  local h = {'state', 'queued', 'env', env, 'task', task, 'enq', nows}
+  local h = {'state', 'queued', 'env', env, 'enq', nows}
   if delay > 0 then
     h[2] = 'scheduled'
-    h[9], h[10] = 'rdy', now + delay
+    h[7], h[8] = 'rdy', now + delay
     redis.call('ZADD', KEYS[2], now + delay, id)
   elseif not (parked and hand_off(id, h, env)) then
     ready_ids[#ready_ids + 1] = id
@@ -132,7 +134,7 @@ for _, i in ipairs(new) do
     h[#h + 1] = ikey
     redis.call('SET', ip .. ikey, id, 'PX', idem_ttl + math.max(delay, 0))
   end
-  redis.call('HSET', jks[(i + 4) / 5], unpack(h))
+  redis.call('HSET', jks[(i + 3) / 4], unpack(h))
 end
 if #ready_ids > 0 then
   -- bounded unpack: Lua's stack limit is ~8000 values
