@@ -9,8 +9,8 @@ credentials, TLS, timeouts, Sentinel master lookup). It is not one of the pool's
 connections: holding one of those would leave one fewer for everything else, and a call that fits
 the pool today must not start failing with "Too many connections".
 
-A bulk enqueue (``run_all``) sends all its calls in one write on the same connection and builds its
-results while Redis runs them.
+A bulk enqueue of several script calls sends them all in that one write and builds its results
+while Redis runs them.
 
 It only ever takes the easy case. Whatever else happens (another thread holds the connection, a
 connection or timeout error, NOSCRIPT after a server restart, a cluster client) it answers
@@ -37,12 +37,8 @@ T = TypeVar("T")
 _HEADS_MAX = 1024  # call shapes (queue x max_length) kept packed; bounded like the envelope prefixes
 
 
-def _nothing() -> None:
-    return None
-
-
 class DirectCaller:
-    """Runs one script call over its own connection to a standalone (or Sentinel) client's server."""
+    """Runs enqueue script calls over its own connection to a standalone (or Sentinel) client's server."""
 
     def __init__(self, client: Any) -> None:
         # a cluster client has no single pool (nodes, redirections): it always takes the generic path
@@ -68,16 +64,10 @@ class DirectCaller:
             head = self._heads[shape] = b"*%d\r\n" % (3 + len(call.keys) + len(call.args)) + body
         return head
 
-    def run(self, call: Call) -> Any:
-        """The script's reply, or ``None`` when the caller must take the generic path.
-
-        The last argument must be bytes (the enqueue blob); no script replies nil, so ``None`` is free.
-        """
-        replies = self.run_all((call,), _nothing)
-        return None if replies is None else replies[0][0]
-
     def run_all(self, calls: Sequence[Call], meanwhile: Callable[[], T]) -> tuple[list[Any], T] | None:
         """Every call's reply in order and what ``meanwhile()`` returned; ``None``: take the generic path.
+
+        The last argument of each call must be bytes (the enqueue blob).
 
         All calls go out in one write, and ``meanwhile`` runs while Redis executes them: a bulk enqueue
         prepares its results there instead of after the last reply (Redis needs milliseconds per

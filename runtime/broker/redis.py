@@ -6,8 +6,7 @@ Every state transition is one Lua script (see ``lua/*.lua``); batched operations
 queues go out as one pipelined round trip. Connection failures surface as
 :class:`runtime.errors.BrokerConnectionError`; the redis client reconnects by itself on the next
 call (with backoff, see ``connection.py``), so callers retry instead of exiting. The sync enqueue
-of one script call (``Client.enqueue``, any batch of one queue up to 1000 jobs) skips redis-py's
-generic command path (``direct.py``) and takes it only when something is unusual.
+skips redis-py's generic command path (``direct.py``) and takes it only when something is unusual.
 
 Deadlines are never computed here: scripts read Redis ``TIME``. The injected clock only times
 local waits (ping, parking), so a worker with a skewed clock cannot fire anything early or late.
@@ -124,14 +123,10 @@ class RedisBroker:
         if not jobs:
             return []
         plan = self.ops.enqueue(jobs, max_length)
-        if len(plan.calls) == 1:  # Client.enqueue's single call: lean path, generic on anything unusual
-            reply = self._direct.run(plan.calls[0])
-            if reply is not None:
-                return self.ops.parse_enqueue(jobs, plan, (reply,))
-        else:  # a bulk enqueue: its results are built while Redis runs the calls
-            sent = self._direct.run_all(plan.calls, lambda: created(jobs))
-            if sent is not None:
-                return self.ops.parse_enqueue(jobs, plan, sent[0], sent[1])
+        # the lean path (results built while Redis runs the calls); the generic one on anything unusual
+        sent = self._direct.run_all(plan.calls, lambda: created(jobs))
+        if sent is not None:
+            return self.ops.parse_enqueue(jobs, plan, sent[0], sent[1])
         return self.ops.parse_enqueue(jobs, plan, run_many(self.client, plan.calls))
 
     def reserve(self, queues: Sequence[str], n: int, lease_ms: int) -> ReserveBatch:
