@@ -29,7 +29,7 @@ from bench.harness import Harness
 from bench.server import BenchRedis
 from bench.systems import ALL, BENCH_DIR, TQRUN, System, by_key, setup_venvs
 from bench.tqrun_pipeline import prepare
-from bench.workloads import Sizes, run_all
+from bench.workloads import Sizes, rotated, run_all
 
 OUT = BENCH_DIR / "out"
 BASELINE = BENCH_DIR / "baseline.json"
@@ -70,7 +70,7 @@ def _log(msg: str) -> None:
 def run_systems(systems: list[System], url: str, sizes: Sizes, reps: int) -> dict[str, list[dict[str, Any]]]:
     results: dict[str, list[dict[str, Any]]] = {s.key: [] for s in systems}
     for rep in range(reps):
-        order = systems[rep % len(systems):] + systems[:rep % len(systems)]
+        order = rotated(systems, rep)
         for system in order:
             t0 = time.monotonic()
             figures = run_all(Harness(system, url, OUT / "logs"), sizes)

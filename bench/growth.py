@@ -20,7 +20,7 @@ from typing import Any
 
 from bench.harness import Harness
 from bench.tqrun_pipeline import write
-from bench.workloads import Sizes
+from bench.workloads import Sizes, rotated
 
 BACKLOG_START = 10_000_000
 REPS = 3
@@ -68,7 +68,7 @@ def growth(h: Harness, sizes: Sizes, backlog: int, outdir: Path) -> dict[str, An
     names = list(CONDITIONS)
     try:
         for rep in range(REPS):
-            for cond in names[rep % len(names):] + names[: rep % len(names)]:
+            for cond in rotated(names, rep):
                 h.flush(lazy=True)
                 kind = CONDITIONS[cond]
                 if kind is not None:

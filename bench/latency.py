@@ -18,7 +18,7 @@ from bench.harness import Harness
 from bench.server import BenchRedis
 from bench.systems import BENCH_DIR, by_key
 from bench.tqrun_pipeline import prepare
-from bench.workloads import Sizes, latency, percentile
+from bench.workloads import Sizes, latency, percentile, rotated
 
 OUT = BENCH_DIR / "out" / "latency"
 
@@ -37,7 +37,7 @@ def main() -> None:
     runs: dict[str, list[dict[str, float]]] = {s.key: [] for s in systems}
     try:
         for rep in range(a.reps):
-            for system in systems[rep % len(systems) :] + systems[: rep % len(systems)]:
+            for system in rotated(systems, rep):
                 h = Harness(system, server.url, Path(OUT / "logs"))
                 out: dict[str, float] = {}
                 latency(h, sizes, out)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from bench.harness import Harness
 
@@ -88,6 +88,16 @@ def memory(h: Harness, sizes: Sizes, out: dict[str, Any]) -> None:
     queued = h.used_memory()
     h.flush()
     out["redis_bytes_per_job"] = (queued - h.used_memory()) / n
+
+
+T = TypeVar("T")
+
+
+def rotated(items: list[T], rep: int) -> list[T]:
+    """``items`` starting at position ``rep`` (wrapping): repetition ``rep``'s order, so that no system
+    or condition always runs first or last."""
+    k = rep % len(items)
+    return items[k:] + items[:k]
 
 
 def percentile(ordered: list[float], f: float) -> float:
