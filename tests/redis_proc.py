@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Self
 
 
 def find_redis_binary(name: str = "redis-server") -> str | None:
@@ -80,7 +81,7 @@ class RedisProcess:
             args += ["--appendonly", "no"]
         return args + self.extra
 
-    def start(self, timeout: float = 10.0) -> RedisProcess:
+    def start(self, timeout: float = 10.0) -> Self:
         self.proc = subprocess.Popen(self.args(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -111,7 +112,7 @@ class RedisProcess:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
 
-    def restart(self, delay: float = 0.0) -> RedisProcess:
+    def restart(self, delay: float = 0.0) -> Self:
         self.kill()
         if delay:
             time.sleep(delay)
@@ -137,7 +138,7 @@ class RedisProcess:
         if self._own_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
 
-    def __enter__(self) -> RedisProcess:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
