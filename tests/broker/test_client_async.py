@@ -104,25 +104,20 @@ async def test_batches_are_bounded(redis_url: str, namespace: str) -> None:
         assert len(sizes) <= 4  # coalesced: a handful of sends, not one per call
 
 
-async def test_cancelled_caller_before_send_writes_nothing(redis_url: str, namespace: str) -> None:
-    async with AsyncClient(make_settings(redis_url, namespace)) as ac:
-        # enqueue submits at the call (it returns a future): all 10 are queued, none sent yet
-        tasks = [asyncio.ensure_future(ac.enqueue("add", i)) for i in range(10)]
-        tasks[4].cancel()
-        done = await asyncio.gather(*tasks, return_exceptions=True)
-        assert isinstance(done[4], asyncio.CancelledError)
-        assert await drain_ready(ac, "default", 9) == [(i,) for i in range(10) if i != 4]
-
-
-async def test_cancelled_coroutine_caller_writes_nothing(redis_url: str, namespace: str) -> None:
-    # a caller awaiting enqueue inside its own task, cancelled before the send: the same guarantee
+@pytest.mark.parametrize("in_own_task", [False, True], ids=["future", "coroutine-caller"])
+async def test_cancelled_caller_before_send_writes_nothing(
+    redis_url: str, namespace: str, in_own_task: bool
+) -> None:
+    # enqueue submits at the call (it returns a future): all 10 are queued, none sent yet. A caller
+    # awaiting it inside its own task, cancelled before the send, gets the same guarantee.
     async with AsyncClient(make_settings(redis_url, namespace)) as ac:
 
         async def call(i: int) -> AsyncJob:
             return await ac.enqueue("add", i)
 
-        tasks = [asyncio.ensure_future(call(i)) for i in range(10)]
-        await asyncio.sleep(0)  # each task has submitted its job; the flusher has not run yet
+        tasks = [asyncio.ensure_future(call(i) if in_own_task else ac.enqueue("add", i)) for i in range(10)]
+        if in_own_task:
+            await asyncio.sleep(0)  # each task has submitted its job; the flusher has not run yet
         tasks[4].cancel()
         done = await asyncio.gather(*tasks, return_exceptions=True)
         assert isinstance(done[4], asyncio.CancelledError)
