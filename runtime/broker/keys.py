@@ -10,7 +10,9 @@ Queue keys:
   active     ZSET  id -> lease deadline (ms, Redis server time), plus ``ACTIVE_ANCHOR`` at +inf
   delayed    ZSET  id -> due time (ms): delayed jobs and retries
   dead       ZSET  id -> time it was dead-lettered (ms)
-  job:<id>   HASH  the job record (fields listed in ``JobField``)
+  pending    HASH  id -> 6-byte big-endian enqueued ms + envelope: a plain job (no delay, no
+                   idempotency key) from enqueue until its first lease, which writes its record
+  job:<id>   HASH  the job record (fields listed in ``JobField``): every job that is not pending
   idem:<key> STRING idempotency key -> job id
   rate       HASH  token bucket of the queue's rate limit
   wake       LIST  wake-up tokens for parked workers (capped small)
@@ -98,6 +100,10 @@ class QueueKeys:
     @property
     def dead(self) -> str:
         return f"{self.prefix}:dead"
+
+    @property
+    def pending(self) -> str:
+        return f"{self.prefix}:pending"
 
     @property
     def rate(self) -> str:

@@ -106,7 +106,7 @@ class Ops:
             k = self.keys(queue)
             keys = self._enq_keys[queue] = (
                 *(k.ready, k.delayed, k.wake, k.job_prefix, k.idem_prefix),
-                *(k.active, k.parked),
+                *(k.active, k.parked, k.pending),
             )
         return keys
 
@@ -245,6 +245,7 @@ class Ops:
                 k = self.keys(q)
                 inbox = park.inbox if park else k.parked  # the script ignores it when not parking
                 keys += (k.ready, k.active, k.delayed, k.dead, k.rate, k.job_prefix, k.parked, inbox)
+                keys.append(k.pending)
                 rate = self.opt.rate_limits.get(q) or 0
                 rates += (rate, max(1.0, rate))
             cached = self._res_keys[group] = (tuple(keys), (park.ttl_ms if park else 0, *rates))
@@ -368,7 +369,7 @@ class Ops:
 
     def cancel(self, queue: str, job_id: str) -> Call:
         k = self.keys(queue)
-        return Call(self.sc.cancel, (k.delayed, k.job(job_id)), (job_id, self.opt.result_ttl_ms))
+        return Call(self.sc.cancel, (k.delayed, k.job(job_id), k.pending), (job_id, self.opt.result_ttl_ms))
 
     def replay_dead(self, queue: str, job_ids: Sequence[str] | None, limit: int) -> Call:
         k = self.keys(queue)
@@ -381,7 +382,8 @@ class Ops:
     def purge(self, queue: str, container: str, limit: int = 1000) -> Call:
         k = self.keys(queue)
         key = {"ready": k.ready, "delayed": k.delayed, "dead": k.dead}[container]
-        return Call(self.sc.purge, (key, k.job_prefix), (limit, "list" if container == "ready" else "zset"))
+        kind = "list" if container == "ready" else "zset"
+        return Call(self.sc.purge, (key, k.job_prefix, k.pending), (limit, kind))
 
 
 _packers = threading.local()

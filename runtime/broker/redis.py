@@ -33,7 +33,7 @@ from runtime.broker.base import (
 from runtime.broker.direct import DirectCaller
 from runtime.broker.keys import JobField
 from runtime.broker.ops import RESERVE_MAX, BrokerOptions, Ops
-from runtime.broker.replies import created, parse_job
+from runtime.broker.replies import created, parse_job, pending_ms, pick_record
 from runtime.broker.scripts import REDIS_ERRORS, Call, arun, arun_many, run, run_many, translate
 from runtime.broker.wire import Wire
 from runtime.clock import Clock, SystemClock
@@ -89,8 +89,22 @@ def _block(timeout: float, opt: BrokerOptions) -> float:
 _READY = (JobField.READY, JobField.ENQUEUED)  # 'rdy' is absent while it equals 'enq' (enqueue.lua)
 
 
-def _ready_ms(fields: list[Any]) -> Any:
-    return fields[0] if fields[0] is not None else fields[1]
+def _head_ms(pending: bytes | None, fields: list[Any]) -> Any:
+    """Ready ms of a queue's head job: its record's 'rdy' (else 'enq'), else its pending entry's."""
+    if fields[0] is not None:
+        return fields[0]
+    if fields[1] is not None:
+        return fields[1]
+    return pending_ms(pending) if pending is not None else None
+
+
+def _first_job(job_id: str, queues: Sequence[str], replies: list[Any]) -> JobInfo | None:
+    """The job as the first queue that has it shows it (replies: pending entry, record, per queue)."""
+    for i, q in enumerate(queues):
+        raw = pick_record(replies[2 * i], replies[2 * i + 1])
+        if raw:
+            return parse_job(job_id, q, raw)
+    return None
 
 
 def _stats(queue: str, replies: list[Any], head_ready: Any, now_ms: int) -> QueueStats:
@@ -200,15 +214,13 @@ class RedisBroker:
     def job(self, job_id: str, queues: Sequence[str]) -> JobInfo | None:
         try:
             pipe = self.client.pipeline(transaction=False)
-            for q in queues:
-                pipe.hgetall(self.ops.keys(q).job(job_id))
+            for q in queues:  # pending entry first, then record: see replies.pick_record
+                k = self.ops.keys(q)
+                pipe.hget(k.pending, job_id).hgetall(k.job(job_id))
             replies = pipe.execute()
         except REDIS_ERRORS as exc:
             raise translate(exc) from exc
-        for q, raw in zip(queues, replies, strict=True):
-            if raw:
-                return parse_job(job_id, q, raw)
-        return None
+        return _first_job(job_id, queues, replies)
 
     def stats(self, queue: str) -> QueueStats:
         k = self.ops.keys(queue)
@@ -217,7 +229,15 @@ class RedisBroker:
             pipe.llen(k.ready).zcard(k.delayed).zcount(k.active, "-inf", _LEASED)
             pipe.zcard(k.dead).lindex(k.ready, 0)
             replies = pipe.execute()
-            head = _ready_ms(self.client.hmget(k.job(replies[4].decode()), _READY)) if replies[4] else None
+            head = None
+            if replies[4]:  # the head job's ready ms: from its pending entry or its record
+                hid = replies[4].decode()
+                head = _head_ms(
+                    *self.client.pipeline(transaction=False)
+                    .hget(k.pending, hid)
+                    .hmget(k.job(hid), _READY)
+                    .execute()
+                )
         except REDIS_ERRORS as exc:
             raise translate(exc) from exc
         return _stats(queue, replies, head, self.server_time_ms())
@@ -374,15 +394,13 @@ class AsyncRedisBroker:
     async def job(self, job_id: str, queues: Sequence[str]) -> JobInfo | None:
         try:
             pipe = self.client.pipeline(transaction=False)
-            for q in queues:
-                pipe.hgetall(self.ops.keys(q).job(job_id))
+            for q in queues:  # pending entry first, then record: see replies.pick_record
+                k = self.ops.keys(q)
+                pipe.hget(k.pending, job_id).hgetall(k.job(job_id))
             replies = await pipe.execute()
         except REDIS_ERRORS as exc:
             raise translate(exc) from exc
-        for q, raw in zip(queues, replies, strict=True):
-            if raw:
-                return parse_job(job_id, q, raw)
-        return None
+        return _first_job(job_id, queues, replies)
 
     async def stats(self, queue: str) -> QueueStats:
         k = self.ops.keys(queue)
@@ -391,9 +409,15 @@ class AsyncRedisBroker:
             pipe.llen(k.ready).zcard(k.delayed).zcount(k.active, "-inf", _LEASED)
             pipe.zcard(k.dead).lindex(k.ready, 0)
             replies = await pipe.execute()
-            head = (
-                _ready_ms(await self.client.hmget(k.job(replies[4].decode()), _READY)) if replies[4] else None
-            )
+            head = None
+            if replies[4]:  # the head job's ready ms: from its pending entry or its record
+                hid = replies[4].decode()
+                head = _head_ms(
+                    *await self.client.pipeline(transaction=False)
+                    .hget(k.pending, hid)
+                    .hmget(k.job(hid), _READY)
+                    .execute()
+                )
         except REDIS_ERRORS as exc:
             raise translate(exc) from exc
         return _stats(queue, replies, head, await self.server_time_ms())

@@ -80,6 +80,31 @@ def task_of(envelope: bytes | None) -> str:
     return task if type(task) is str else ""
 
 
+def pending_ms(value: bytes) -> int:
+    """The enqueued ms a pending entry starts with (6 bytes, big-endian: see enqueue.lua)."""
+    return int.from_bytes(value[:6], "big")
+
+
+def pending_record(value: bytes) -> dict[bytes, bytes]:
+    """A pending entry (enqueued ms + envelope) as the record a queued job would have."""
+    return {
+        JobField.STATE.encode(): b"queued",
+        JobField.ENVELOPE.encode(): value[6:],
+        JobField.ENQUEUED.encode(): b"%d" % pending_ms(value),
+    }
+
+
+def pick_record(pending: bytes | None, raw: dict[bytes, bytes]) -> dict[bytes, bytes]:
+    """A job's record, or the one its pending entry stands for.
+
+    Callers read the pending entry BEFORE the record (a job moves from the one to the other, never
+    back): a lease or cancel between the two reads then shows as the record, never as no job.
+    """
+    if raw or pending is None:
+        return raw
+    return pending_record(pending)
+
+
 def parse_job(job_id: str, queue: str, raw: dict[bytes, bytes]) -> JobInfo | None:
     """A job HASH (as HGETALL returns it) as :class:`JobInfo`; None when empty."""
     if not raw:

@@ -61,7 +61,7 @@ def run_one(client: Client, value: object = None, *, fail: str | None = None) ->
 
 def test_enqueue_and_result(client: Client) -> None:
     job = client.enqueue("add", 1, 2, scale=3)
-    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", job.id) and job.queue == "default" and job.status() == "queued"
+    assert re.fullmatch(r"[A-Za-z0-9_-]{16}", job.id) and job.queue == "default" and job.status() == "queued"
     info = job.info()
     assert info is not None and info.task == "add"
     env = decode_envelope(info.envelope or b"", client.settings.broker.limits)

@@ -1,7 +1,8 @@
 """The broker's memory and CPU layout: compact job records and the skiplist-encoded lease set.
 
 - An envelope of 65..256 bytes is stored in 64-byte pieces so the job HASH keeps Redis' compact
-  encoding (ziplist/listpack); every reader (reserve, ``job()``, replay) sees the bytes whole.
+  encoding (ziplist/listpack), whichever script writes the record (enqueue for a delayed job, reserve
+  and cancel for a pending one); every reader (reserve, ``job()``, replay) sees the bytes whole.
 - The ``active`` ZSET holds a +inf anchor member (``keys.ACTIVE_ANCHOR``) so it stays a skiplist;
   the anchor is never a lease: stats, recovery and extend ignore it.
 """
@@ -26,21 +27,34 @@ def _job(size: int) -> NewJob:
 def test_envelopes_of_every_size_come_back_whole(broker: RedisBroker) -> None:
     jobs = [_job(n) for n in SIZES]
     broker.enqueue(jobs)
-    for j in jobs:  # read path: job() joins the pieces
+    for j in jobs:  # read path: job() reads the pending entry
         info = broker.job(j.id, ["default"])
         assert info is not None and info.envelope == j.envelope, len(j.envelope)
     got = {r.id: r.envelope for r in broker.reserve(["default"], 100, 30_000).jobs}
     assert got == {j.id: j.envelope for j in jobs}
+    for j in jobs:  # and the record reserve wrote, joined from its pieces
+        info = broker.job(j.id, ["default"])
+        assert info is not None and info.envelope == j.envelope, len(j.envelope)
 
 
-def test_small_record_keeps_the_compact_encoding(broker: RedisBroker) -> None:
+@pytest.mark.parametrize("born", ["lease", "cancel", "delay"])
+def test_small_record_keeps_the_compact_encoding(broker: RedisBroker, born: str) -> None:
     small, big = _job(200), _job(257)
+    if born == "delay":  # the record is written by enqueue
+        small.delay_ms = big.delay_ms = 60_000
     broker.enqueue([small, big])
     k = broker.ops.keys("default")
+    if born == "lease":
+        assert len(broker.reserve(["default"], 2, 30_000).jobs) == 2
+    elif born == "cancel":
+        assert {broker.cancel("default", j.id) for j in (small, big)} == {Code.OK}
     enc = broker.client.object("encoding", k.job(small.id))
     assert enc in (b"ziplist", b"listpack"), enc
     # over 4 pieces the record is stored whole (and Redis turns it into a hashtable)
     assert broker.client.object("encoding", k.job(big.id)) == b"hashtable"
+    for j in (small, big):
+        info = broker.job(j.id, ["default"])
+        assert info is not None and info.envelope == j.envelope
 
 
 def test_replayed_dead_job_keeps_its_pieces(broker: RedisBroker) -> None:

@@ -200,14 +200,14 @@ def test_encoder_is_thread_safe() -> None:
         assert all(ex.map(work, range(4)))
 
 
-def test_job_ids_are_22_url_safe_characters() -> None:
+def test_job_ids_are_16_url_safe_characters() -> None:
     import re
 
     from runtime.job import new_job_id, new_job_ids
 
     ids = [*new_job_ids(5000), new_job_id(), *new_job_ids(1)]
     assert len(set(ids)) == len(ids) == 5002
-    assert all(re.fullmatch(r"[A-Za-z0-9_-]{22}", i) for i in ids)
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{16}", i) for i in ids)
     assert new_job_ids(0) == []
     # every character is random: all 64 symbols show up in each position over a few thousand ids
-    assert all(len({i[p] for i in ids}) == 64 for p in (0, 21))
+    assert all(len({i[p] for i in ids}) == 64 for p in (0, 15))

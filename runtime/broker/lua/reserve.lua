@@ -1,9 +1,10 @@
 -- reserve.lua: lease up to N jobs from several queues, highest priority first.
--- KEYS: 8 per queue, repeated in priority order (all queues of one call share a cluster slot):
---   KEYS[8i+1] ready   KEYS[8i+2] active   KEYS[8i+3] delayed   KEYS[8i+4] dead
---   KEYS[8i+5] rate    KEYS[8i+6] job prefix   KEYS[8i+7] parked
---   KEYS[8i+8] the calling worker's inbox (the same in every group; its flag is inbox .. ':on');
+-- KEYS: 9 per queue, repeated in priority order (all queues of one call share a cluster slot):
+--   KEYS[9i+1] ready   KEYS[9i+2] active   KEYS[9i+3] delayed   KEYS[9i+4] dead
+--   KEYS[9i+5] rate    KEYS[9i+6] job prefix   KEYS[9i+7] parked
+--   KEYS[9i+8] the calling worker's inbox (the same in every group; its flag is inbox .. ':on');
 --              unused when ARGV[7] is 0 (callers pass the parked key again)
+--   KEYS[9i+9] pending (HASH id -> struct '>I6' enqueued ms .. envelope; see enqueue.lua)
 -- ARGV[1] n              max jobs to lease in total (capped at 1000)
 -- ARGV[2] lease_ms       lease length; deadline = Redis TIME + lease_ms
 -- ARGV[3] promote_limit  max due delayed jobs promoted per queue first
@@ -20,9 +21,11 @@
 -- KEYS[8i+2] (active) always holds ARGV[6], an anchor member scored +inf that no recovery sweep ever
 -- reaches: it keeps the ZSET in skiplist encoding (a small listpack/ziplist ZSET parses every score
 -- as text on each insert, ~3x the cost per leased job).
--- Only ids whose record is 'queued' are leased; a 'cancelled' record is skipped (lazy cancel), any
--- other state (a stray duplicate id) is dropped, and an id with no record is dead-lettered with
--- reason "no job record", so garbage in the list never blocks the jobs behind it.
+-- A popped id found in pending is a job's first lease: its entry is deleted and its record written
+-- here ('running', token 1), the same record a queued one would have after its lease.
+-- Otherwise only ids whose record is 'queued' are leased; a 'cancelled' record is skipped (lazy cancel), any
+-- other state (a stray duplicate id) is dropped, and an id with neither a pending entry nor a record
+-- is dead-lettered with reason "no job record", so garbage in the list never blocks the jobs behind it.
 -- Parking (ARGV[7] > 0), the worker side of enqueue.lua's direct handoff: the call first deletes the
 -- flag (no handoff while the worker is busy) and takes what its inbox holds: jobs enqueue.lua leased
 -- to it while it was parked but that its BLPOP did not take. Each one still owned (state 'running',
@@ -40,11 +43,13 @@ local plimit = tonumber(ARGV[3])
 local cancel_ttl = tonumber(ARGV[4])
 local dead_ttl = tonumber(ARGV[5])
 local park_ttl = tonumber(ARGV[7])
-local nq = #KEYS / 8
+local nq = #KEYS / 9
 local deadline = now + lease
 -- numbers handed to redis.call are formatted with sprintf each time: format the constant ones once
 local nows, dls = tostring(now), tostring(deadline)
 local anchor = ARGV[6]
+local CHUNK, MAX_CHUNKS, MORE = 64, 4, {'env2', 'env3', 'env4'}  -- envelope pieces: see enqueue.lua
+local last_stamp, last_enq = nil, nil  -- the pending stamp last decoded, and its decimal ms
 local out = {0, -1, -1, now, deadline}
 local n = 5  -- #out, kept by hand (the # operator searches)
 local dead_count, leased = 0, 0
@@ -79,11 +84,11 @@ if park_ttl > 0 then
   for _, item in ipairs(items or {}) do
     local it = cmsgpack.unpack(item)  -- {ready key, id, envelope, deadline, enqueued ms}
     for q = 0, nq - 1 do
-      if KEYS[8 * q + 1] == it[1] then
-        local jk = KEYS[8 * q + 6] .. it[2]
+      if KEYS[9 * q + 1] == it[1] then
+        local jk = KEYS[9 * q + 6] .. it[2]
         local f = redis.call('HMGET', jk, 'state', 'tok')
         if f[1] == 'running' and f[2] == '1' then  -- else recovered meanwhile: no longer ours
-          redis.call('ZADD', KEYS[8 * q + 2], deadline, it[2])
+          redis.call('ZADD', KEYS[9 * q + 2], deadline, it[2])
           out[n + 1], out[n + 2], out[n + 3], out[n + 4] = q, it[2], 1, it[3]
           out[n + 5], out[n + 6], out[n + 7] = 1, 1, it[5]
           n = n + 7
@@ -97,8 +102,8 @@ end
 
 for q = 0, nq - 1 do
   if leased >= want then break end
-  local ready, active, delayed, dead = KEYS[8 * q + 1], KEYS[8 * q + 2], KEYS[8 * q + 3], KEYS[8 * q + 4]
-  local rkey, jp = KEYS[8 * q + 5], KEYS[8 * q + 6]
+  local ready, active, delayed, dead = KEYS[9 * q + 1], KEYS[9 * q + 2], KEYS[9 * q + 3], KEYS[9 * q + 4]
+  local rkey, jp, pend = KEYS[9 * q + 5], KEYS[9 * q + 6], KEYS[9 * q + 9]
   local rate, burst = tonumber(ARGV[8 + 2 * q]), tonumber(ARGV[9 + 2 * q])
   promote(ready, delayed, jp)
   local take = want - leased
@@ -118,55 +123,86 @@ for q = 0, nq - 1 do
     local ids = redis.call('LPOP', ready, math.min(take - got, budget))
     if not ids then break end
     budget = budget - #ids
-    for _, id in ipairs(ids) do
+    local pv = redis.call('HMGET', pend, unpack(ids))  -- <= 1000 ids: within Lua's unpack limit
+    local taken, nt = {}, 0
+    for k, id in ipairs(ids) do
       local jk = jp .. id
-      -- one read, one write per job; 'tok'/'rel' absent = 0, 'att' absent = 1 (enqueue skips them);
-      -- deliveries = tok - rel ('rel': deliveries given back by release, or discounted by replay), so
-      -- a delivery writes 'tok' alone;
-      -- 'env2'..'env4' hold the rest of a 65..256-byte envelope (see enqueue.lua). A field that is
-      -- absent costs a scan of the whole record, so 'env3'/'env4' are asked for only when 'env2' is full.
-      local f = redis.call('HMGET', jk, 'state', 'env', 'att', 'rdy', 'tok', 'rel', 'env2', 'enq')
-      local st = f[1]
-      if st == 'queued' then
-        local env = f[2] or ''  -- a record with no envelope still yields a reply the worker can dead-letter
-        local e2 = f[7]
-        if e2 then
-          if #e2 == 64 then
-            local g = redis.call('HMGET', jk, 'env3', 'env4')
-            e2 = e2 .. (g[1] or '') .. (g[2] or '')
+      local v = pv[k]
+      if v then  -- first lease of a pending job: its record is born here
+        local stamp = string.sub(v, 1, 6)
+        if stamp ~= last_stamp then  -- a batch's jobs share their stamp: format it once (sprintf)
+          last_stamp, last_enq = stamp, tostring(struct.unpack('>I6', v))
+        end
+        local enq = last_enq
+        local env = string.sub(v, 7)
+        local h = {'state', 'running', 'env', env, 'enq', enq, 'sta', nows, 'tok', '1'}
+        local ne = #env
+        if ne > CHUNK and ne <= CHUNK * MAX_CHUNKS then  -- pieces as enqueue.lua writes them
+          h[4] = string.sub(env, 1, CHUNK)
+          for c = 2, math.ceil(ne / CHUNK) do
+            h[#h + 1] = MORE[c - 1]
+            h[#h + 1] = string.sub(env, (c - 1) * CHUNK + 1, c * CHUNK)
           end
-          env = env .. e2
         end
-        -- tonumber/tostring go through strtod/sprintf: skipped for the absent fields of a first delivery
-        local tok, toks = 1, '1'
-        if f[5] then
-          tok = tonumber(f[5]) + 1
-          toks = tostring(tok)
-        end
-        local dlv = tok
-        if f[6] then dlv = tok - tonumber(f[6]) end
-        redis.call('HSET', jk, 'state', 'running', 'sta', nows, 'tok', toks)
+        redis.call('HSET', jk, unpack(h))
+        nt = nt + 1
+        taken[nt] = id
         zadd[#zadd + 1] = dls
         zadd[#zadd + 1] = id
-        out[n + 1] = q
-        out[n + 2] = id
-        out[n + 3] = tok
-        out[n + 4] = env
-        out[n + 5] = f[3] or 1  -- attempt: a string when set (the client reads it as an int)
-        out[n + 6] = dlv
-        out[n + 7] = f[4] or f[8] or nows  -- ready ms as stored ('rdy', else 'enq': see enqueue.lua)
+        out[n + 1], out[n + 2], out[n + 3], out[n + 4] = q, id, 1, env
+        out[n + 5], out[n + 6], out[n + 7] = 1, 1, enq
         n = n + 7
         got = got + 1
-      elseif st == 'cancelled' then
-        redis.call('PEXPIRE', jk, cancel_ttl)
-      elseif not st then
-        redis.call('HSET', jk, 'state', 'dead', 'err', 'no job record', 'fin', now, 'att', 0,
-          'hist', cjson.encode({t = now, event = 'dead', reason = 'no job record'}) .. '\n')
-        redis.call('PEXPIRE', jk, dead_ttl)
-        redis.call('ZADD', dead, now, id)
-        dead_count = dead_count + 1
+      else
+        -- one read, one write per job; 'tok'/'rel' absent = 0, 'att' absent = 1 (enqueue skips them);
+        -- deliveries = tok - rel ('rel': deliveries given back by release, or discounted by replay), so
+        -- a delivery writes 'tok' alone;
+        -- 'env2'..'env4' hold the rest of a 65..256-byte envelope (see enqueue.lua). A field that is
+        -- absent costs a scan of the whole record, so 'env3'/'env4' are asked for only when 'env2' is full.
+        local f = redis.call('HMGET', jk, 'state', 'env', 'att', 'rdy', 'tok', 'rel', 'env2', 'enq')
+        local st = f[1]
+        if st == 'queued' then
+          local env = f[2] or ''  -- a record with no envelope still yields a reply the worker can dead-letter
+          local e2 = f[7]
+          if e2 then
+            if #e2 == 64 then
+              local g = redis.call('HMGET', jk, 'env3', 'env4')
+              e2 = e2 .. (g[1] or '') .. (g[2] or '')
+            end
+            env = env .. e2
+          end
+          -- tonumber/tostring go through strtod/sprintf: skipped for the absent fields of a first delivery
+          local tok, toks = 1, '1'
+          if f[5] then
+            tok = tonumber(f[5]) + 1
+            toks = tostring(tok)
+          end
+          local dlv = tok
+          if f[6] then dlv = tok - tonumber(f[6]) end
+          redis.call('HSET', jk, 'state', 'running', 'sta', nows, 'tok', toks)
+          zadd[#zadd + 1] = dls
+          zadd[#zadd + 1] = id
+          out[n + 1] = q
+          out[n + 2] = id
+          out[n + 3] = tok
+          out[n + 4] = env
+          out[n + 5] = f[3] or 1  -- attempt: a string when set (the client reads it as an int)
+          out[n + 6] = dlv
+          out[n + 7] = f[4] or f[8] or nows  -- ready ms as stored ('rdy', else 'enq': see enqueue.lua)
+          n = n + 7
+          got = got + 1
+        elseif st == 'cancelled' then
+          redis.call('PEXPIRE', jk, cancel_ttl)
+        elseif not st then
+          redis.call('HSET', jk, 'state', 'dead', 'err', 'no job record', 'fin', now, 'att', 0,
+            'hist', cjson.encode({t = now, event = 'dead', reason = 'no job record'}) .. '\n')
+          redis.call('PEXPIRE', jk, dead_ttl)
+          redis.call('ZADD', dead, now, id)
+          dead_count = dead_count + 1
+        end
       end
     end
+    if nt > 0 then redis.call('HDEL', pend, unpack(taken)) end
   end
   if got > 0 then  -- one ZADD for the batch (<= 1001 pairs: within Lua's unpack limit), anchor included
     redis.call('ZADD', active, unpack(zadd))
@@ -182,7 +218,7 @@ out[1] = dead_count
 if leased == 0 and park_ttl > 0 then
   for q = 0, nq - 1 do
     if tonumber(ARGV[8 + 2 * q]) == 0 then
-      local parked = KEYS[8 * q + 7]
+      local parked = KEYS[9 * q + 7]
       redis.call('LREM', parked, 0, inbox)
       redis.call('RPUSH', parked, inbox)
     end
@@ -192,7 +228,7 @@ end
 
 if leased == 0 then
   for q = 0, nq - 1 do
-    local first = redis.call('ZRANGE', KEYS[8 * q + 3], 0, 0, 'WITHSCORES')
+    local first = redis.call('ZRANGE', KEYS[9 * q + 3], 0, 0, 'WITHSCORES')
     if first[2] then
       local d = math.max(0, tonumber(first[2]) - now)
       if out[2] < 0 or d < out[2] then out[2] = d end
