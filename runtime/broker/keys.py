@@ -10,9 +10,10 @@ Queue keys:
   active     ZSET  id -> lease deadline (ms, Redis server time), plus ``ACTIVE_ANCHOR`` at +inf
   delayed    ZSET  id -> due time (ms): delayed jobs and retries
   dead       ZSET  id -> time it was dead-lettered (ms)
-  pending    HASH  id -> 6-byte big-endian enqueued ms + envelope: a plain job (no delay, no
-                   idempotency key) from enqueue until its first lease, which writes its record
-  job:<id>   HASH  the job record (fields listed in ``JobField``): every job that is not pending
+  entries    HASH  id -> entry (6-byte big-endian enqueued ms + envelope) of a plain job (no
+                   idempotency key) from enqueue until its first lease, its promotion (when it was
+                   delayed: its id is in ``delayed`` meanwhile) or its cancellation writes its record
+  job:<id>   HASH  the job record (fields listed in ``JobField``): every job without an entry
   idem:<key> STRING idempotency key -> job id
   rate       HASH  token bucket of the queue's rate limit
   wake       LIST  wake-up tokens for parked workers (capped small)
@@ -102,8 +103,8 @@ class QueueKeys:
         return f"{self.prefix}:dead"
 
     @property
-    def pending(self) -> str:
-        return f"{self.prefix}:pending"
+    def entries(self) -> str:
+        return f"{self.prefix}:entries"
 
     @property
     def rate(self) -> str:

@@ -106,7 +106,7 @@ class Ops:
             k = self.keys(queue)
             keys = self._enq_keys[queue] = (
                 *(k.ready, k.delayed, k.wake, k.job_prefix, k.idem_prefix),
-                *(k.active, k.parked, k.pending),
+                *(k.active, k.parked, k.entries),
             )
         return keys
 
@@ -245,7 +245,7 @@ class Ops:
                 k = self.keys(q)
                 inbox = park.inbox if park else k.parked  # the script ignores it when not parking
                 keys += (k.ready, k.active, k.delayed, k.dead, k.rate, k.job_prefix, k.parked, inbox)
-                keys.append(k.pending)
+                keys.append(k.entries)
                 rate = self.opt.rate_limits.get(q) or 0
                 rates += (rate, max(1.0, rate))
             cached = self._res_keys[group] = (tuple(keys), (park.ttl_ms if park else 0, *rates))
@@ -357,7 +357,8 @@ class Ops:
 
     def promote(self, queue: str, limit: int) -> Call:
         k = self.keys(queue)
-        return Call(self.sc.promote, (k.delayed, k.ready, k.wake, k.job_prefix), (limit, self.opt.wake_cap))
+        keys = (k.delayed, k.ready, k.wake, k.job_prefix, k.entries)
+        return Call(self.sc.promote, keys, (limit, self.opt.wake_cap))
 
     def recover(self, queue: str, max_deliveries: int, limit: int) -> Call:
         k = self.keys(queue)
@@ -369,7 +370,8 @@ class Ops:
 
     def cancel(self, queue: str, job_id: str) -> Call:
         k = self.keys(queue)
-        return Call(self.sc.cancel, (k.delayed, k.job(job_id), k.pending), (job_id, self.opt.result_ttl_ms))
+        keys = (k.delayed, k.job(job_id), k.entries)
+        return Call(self.sc.cancel, keys, (job_id, self.opt.result_ttl_ms))
 
     def replay_dead(self, queue: str, job_ids: Sequence[str] | None, limit: int) -> Call:
         k = self.keys(queue)
@@ -383,7 +385,7 @@ class Ops:
         k = self.keys(queue)
         key = {"ready": k.ready, "delayed": k.delayed, "dead": k.dead}[container]
         kind = "list" if container == "ready" else "zset"
-        return Call(self.sc.purge, (key, k.job_prefix, k.pending), (limit, kind))
+        return Call(self.sc.purge, (key, k.job_prefix, k.entries), (limit, kind))
 
 
 _packers = threading.local()

@@ -33,7 +33,7 @@ from runtime.broker.base import (
 from runtime.broker.direct import DirectCaller
 from runtime.broker.keys import JobField
 from runtime.broker.ops import RESERVE_MAX, BrokerOptions, Ops
-from runtime.broker.replies import created, parse_job, pending_ms, pick_record
+from runtime.broker.replies import created, entry_ms, parse_job, pick_record
 from runtime.broker.scripts import REDIS_ERRORS, Call, arun, arun_many, run, run_many, translate
 from runtime.broker.wire import Wire
 from runtime.clock import Clock, SystemClock
@@ -89,19 +89,19 @@ def _block(timeout: float, opt: BrokerOptions) -> float:
 _READY = (JobField.READY, JobField.ENQUEUED)  # 'rdy' is absent while it equals 'enq' (enqueue.lua)
 
 
-def _head_ms(pending: bytes | None, fields: list[Any]) -> Any:
-    """Ready ms of a queue's head job: its record's 'rdy' (else 'enq'), else its pending entry's."""
+def _head_ms(entry: bytes | None, fields: list[Any]) -> Any:
+    """Ready ms of a queue's head job: its record's 'rdy' (else 'enq'), else its entry's."""
     if fields[0] is not None:
         return fields[0]
     if fields[1] is not None:
         return fields[1]
-    return pending_ms(pending) if pending is not None else None
+    return entry_ms(entry) if entry is not None else None
 
 
 def _first_job(job_id: str, queues: Sequence[str], replies: list[Any]) -> JobInfo | None:
-    """The job as the first queue that has it shows it (replies: pending entry, record, per queue)."""
+    """The job as the first queue that has it shows it (replies: entry, due score, record, per queue)."""
     for i, q in enumerate(queues):
-        raw = pick_record(replies[2 * i], replies[2 * i + 1])
+        raw = pick_record(replies[3 * i], replies[3 * i + 1], replies[3 * i + 2])
         if raw:
             return parse_job(job_id, q, raw)
     return None
@@ -214,9 +214,9 @@ class RedisBroker:
     def job(self, job_id: str, queues: Sequence[str]) -> JobInfo | None:
         try:
             pipe = self.client.pipeline(transaction=False)
-            for q in queues:  # pending entry first, then record: see replies.pick_record
+            for q in queues:  # entry, due score, record, in this order: see replies.pick_record
                 k = self.ops.keys(q)
-                pipe.hget(k.pending, job_id).hgetall(k.job(job_id))
+                pipe.hget(k.entries, job_id).zscore(k.delayed, job_id).hgetall(k.job(job_id))
             replies = pipe.execute()
         except REDIS_ERRORS as exc:
             raise translate(exc) from exc
@@ -230,11 +230,11 @@ class RedisBroker:
             pipe.zcard(k.dead).lindex(k.ready, 0)
             replies = pipe.execute()
             head = None
-            if replies[4]:  # the head job's ready ms: from its pending entry or its record
+            if replies[4]:  # the head job's ready ms: from its entry or its record
                 hid = replies[4].decode()
                 head = _head_ms(
                     *self.client.pipeline(transaction=False)
-                    .hget(k.pending, hid)
+                    .hget(k.entries, hid)
                     .hmget(k.job(hid), _READY)
                     .execute()
                 )
@@ -394,9 +394,9 @@ class AsyncRedisBroker:
     async def job(self, job_id: str, queues: Sequence[str]) -> JobInfo | None:
         try:
             pipe = self.client.pipeline(transaction=False)
-            for q in queues:  # pending entry first, then record: see replies.pick_record
+            for q in queues:  # entry, due score, record, in this order: see replies.pick_record
                 k = self.ops.keys(q)
-                pipe.hget(k.pending, job_id).hgetall(k.job(job_id))
+                pipe.hget(k.entries, job_id).zscore(k.delayed, job_id).hgetall(k.job(job_id))
             replies = await pipe.execute()
         except REDIS_ERRORS as exc:
             raise translate(exc) from exc
@@ -410,11 +410,11 @@ class AsyncRedisBroker:
             pipe.zcard(k.dead).lindex(k.ready, 0)
             replies = await pipe.execute()
             head = None
-            if replies[4]:  # the head job's ready ms: from its pending entry or its record
+            if replies[4]:  # the head job's ready ms: from its entry or its record
                 hid = replies[4].decode()
                 head = _head_ms(
                     *await self.client.pipeline(transaction=False)
-                    .hget(k.pending, hid)
+                    .hget(k.entries, hid)
                     .hmget(k.job(hid), _READY)
                     .execute()
                 )

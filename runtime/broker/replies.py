@@ -80,29 +80,31 @@ def task_of(envelope: bytes | None) -> str:
     return task if type(task) is str else ""
 
 
-def pending_ms(value: bytes) -> int:
-    """The enqueued ms a pending entry starts with (6 bytes, big-endian: see enqueue.lua)."""
+def entry_ms(value: bytes) -> int:
+    """The enqueued ms a job's entry (see enqueue.lua) starts with: 6 bytes, big-endian."""
     return int.from_bytes(value[:6], "big")
 
 
-def pending_record(value: bytes) -> dict[bytes, bytes]:
-    """A pending entry (enqueued ms + envelope) as the record a queued job would have."""
+def entry_record(value: bytes, state: bytes) -> dict[bytes, bytes]:
+    """An entry (enqueued ms + envelope) as the record a job in ``state`` would have."""
     return {
-        JobField.STATE.encode(): b"queued",
+        JobField.STATE.encode(): state,
         JobField.ENVELOPE.encode(): value[6:],
-        JobField.ENQUEUED.encode(): b"%d" % pending_ms(value),
+        JobField.ENQUEUED.encode(): b"%d" % entry_ms(value),
     }
 
 
-def pick_record(pending: bytes | None, raw: dict[bytes, bytes]) -> dict[bytes, bytes]:
-    """A job's record, or the one its pending entry stands for.
+def pick_record(entry: bytes | None, due: Any, raw: dict[bytes, bytes]) -> dict[bytes, bytes]:
+    """A job's record, or the one its entry stands for: 'scheduled' while its id has a ``due`` score
+    in the delayed set, else 'queued'.
 
-    Callers read the pending entry BEFORE the record (a job moves from the one to the other, never
-    back): a lease or cancel between the two reads then shows as the record, never as no job.
+    Callers read the entry, then the due score, then the record: a job only moves from its entry to
+    its record, never back, so a promotion, lease or cancel between the reads shows as the newer
+    state, never as no job.
     """
-    if raw or pending is None:
+    if raw or entry is None:
         return raw
-    return pending_record(pending)
+    return entry_record(entry, b"queued" if due is None else b"scheduled")
 
 
 def parse_job(job_id: str, queue: str, raw: dict[bytes, bytes]) -> JobInfo | None:

@@ -56,8 +56,20 @@ def header_keys(source: str) -> tuple[int, bool]:
     return (max(indexes) if indexes else 0), False
 
 
+_INCLUDE = re.compile(r"^-- include: (\w+)$", re.MULTILINE)
+
+
+def _lua(path: str) -> str:
+    return resources.files("runtime.broker").joinpath("lua").joinpath(path).read_text("utf-8")
+
+
 def load_script(name: str) -> Script:
-    source = resources.files("runtime.broker").joinpath("lua").joinpath(f"{name}.lua").read_text("utf-8")
+    """A script's source, with each ``-- include: NAME`` line replaced by ``lua/lib/NAME.lua``.
+
+    Redis runs every script alone (no ``require``), so helpers shared by several scripts are pasted
+    in; the SHA covers the pasted source.
+    """
+    source = _INCLUDE.sub(lambda m: _lua(f"lib/{m.group(1)}.lua"), _lua(f"{name}.lua"))
     nkeys, grouped = header_keys(source)
     sha = hashlib.sha1(source.encode()).hexdigest()
     return Script(name=name, source=source, sha=sha, nkeys=nkeys, grouped=grouped)

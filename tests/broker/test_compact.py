@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -37,17 +38,24 @@ def test_envelopes_of_every_size_come_back_whole(broker: RedisBroker) -> None:
         assert info is not None and info.envelope == j.envelope, len(j.envelope)
 
 
-@pytest.mark.parametrize("born", ["lease", "cancel", "delay"])
+@pytest.mark.parametrize("born", ["lease", "cancel", "cancel_scheduled", "promote", "idempotent"])
 def test_small_record_keeps_the_compact_encoding(broker: RedisBroker, born: str) -> None:
+    """Whichever script writes the record: enqueue (idempotent), reserve (lease of a pending entry),
+    promotion (scheduled entry), cancel (either entry)."""
     small, big = _job(200), _job(257)
-    if born == "delay":  # the record is written by enqueue
-        small.delay_ms = big.delay_ms = 60_000
+    if born in ("cancel_scheduled", "promote"):
+        small.delay_ms = big.delay_ms = 60_000 if born == "cancel_scheduled" else 1
+    if born == "idempotent":
+        small.idempotency_key, big.idempotency_key = "k-small", "k-big"
     broker.enqueue([small, big])
     k = broker.ops.keys("default")
     if born == "lease":
         assert len(broker.reserve(["default"], 2, 30_000).jobs) == 2
-    elif born == "cancel":
+    elif born.startswith("cancel"):
         assert {broker.cancel("default", j.id) for j in (small, big)} == {Code.OK}
+    elif born == "promote":
+        time.sleep(0.01)
+        assert broker.promote_due("default") == 2
     enc = broker.client.object("encoding", k.job(small.id))
     assert enc in (b"ziplist", b"listpack"), enc
     # over 4 pieces the record is stored whole (and Redis turns it into a hashtable)

@@ -6,53 +6,57 @@
 -- KEYS[5] idem prefix "<ns>:{q}:idem:" (idempotency key = prefix .. key; same slot)
 -- KEYS[6] active      ZSET id -> lease deadline (a handed-off job is leased here)
 -- KEYS[7] parked      LIST inbox keys of workers parked on this queue (reserve.lua registers them)
--- KEYS[8] pending     HASH id -> struct '>I6' enqueued ms .. envelope: plain jobs before their first lease
+-- KEYS[8] entries     HASH id -> entry of a plain job, until its record is written
 -- ARGV[1] max_length  admission limit on ready + delayed; -1 = none
 -- ARGV[2] idem_ttl_ms lifetime of an idempotency key (the delay is added per job)
 -- ARGV[3] wake_cap    max tokens kept in the wake list
 -- ARGV[4] jobs: ONE msgpack array (raw strings, no bin type: Redis' cmsgpack predates it),
 --         4 entries per job: id, envelope, delay_ms, idempotency key ("" = none).
 --         One blob instead of 4 arguments per job keeps client-side command packing out of the hot path.
--- A plain job (ready now, no idempotency key, not handed off) gets no record here: it becomes one
--- field of the pending HASH, all of a call's in one HSET, and reserve.lua writes its record at its
--- first lease. That is ~125 bytes of Redis memory per queued job instead of ~210 for a record of its
--- own (key, keyspace entry, hash header), and one Redis command per call instead of one per job.
--- Delayed, idempotent and handed-off jobs get a record at once, as before.
--- Every HSET to pending also writes PEND_ANCHOR, a field longer than hash-max-listpack-value (64), so
--- the HASH is a hashtable from its first entry on (Redis never converts back): a small listpack-encoded
--- hash is searched linearly, and with a few hundred jobs waiting every lookup, insert and delete of an
--- id scanned them all (~3,000 instructions per job in a 1,000-job enqueue). The anchor is never a job
--- id (spaces are outside the id alphabet), and nothing iterates over pending.
--- The record holds no task name: the envelope has it, and each field costs memory and a listpack
--- insert per job (readers take it from the envelope; records written before still carry 'task').
 -- Returns: {-1} when the queue is full (nothing written);
 --          else {number created, then 2 per job NOT created: its 1-based position in the batch, the id
 --          of the job that already exists}. Created jobs are not echoed back (smaller reply).
--- An id that already has a record or a pending entry is a no-op (0), so a client retrying after a
--- lost reply cannot create a duplicate. Fields 'att' (1), 'tok' and 'rel' (0) are left to their defaults.
--- Envelopes of 65..256 bytes are split over 'env', 'env2'..'env4' (64 bytes each; see pass 2).
+--
+-- Entries instead of records. A plain job (no idempotency key, not handed off) gets no record here:
+-- it becomes one field of the entries HASH, whose value is struct '>I6' enqueued ms .. envelope
+-- (lib/record.lua); a delayed one is in the delayed ZSET as well. All of a call's entries go in one
+-- HSET. reserve.lua writes a ready job's record at its first lease; promotion (reserve.lua,
+-- promote.lua) writes a delayed job's record when it is due, cancel.lua when it is cancelled. A queued job costs
+-- ~125 bytes of Redis memory instead of ~210 for a record of its own (keyspace entry, key, object
+-- and hash headers), enqueue one Redis command per call instead of one per job, and a backlog of
+-- a million jobs adds two keys, not a million, to the keyspace. Jobs with an idempotency key (the
+-- record names it) and handed-off jobs (leased at once) get a record here.
+-- Each HSET also writes ANCHOR, a field longer than hash-max-listpack-value (64), so the hash is a
+-- hashtable from its first entry on (Redis never converts back): a small listpack-encoded hash is
+-- searched linearly, and with a few hundred jobs waiting every lookup, insert and delete of an id
+-- scanned them all (~3,000 instructions per job in a 1,000-job enqueue). The anchor is never a job
+-- id (spaces are outside the id alphabet), and nothing iterates over the hash.
+-- An id that already has a record or an entry is a no-op (0), so a client retrying after a lost
+-- reply cannot create a duplicate. Record fields 'att' (1), 'tok' and 'rel' (0) are left to their
+-- defaults; the record holds no task name (the envelope has it; records written before carry 'task').
 -- Direct handoff: a ready (not delayed) job is leased at once to a parked worker instead of going to
 -- the ready list: parked entries are popped until one whose flag (entry .. ':on', value = that
 -- worker's lease ms) still exists; GETDEL consumes the flag (one handoff per park). The job is
 -- written 'running' with token 1 and 'sta', put in active with deadline now + lease, and
 --   cmsgpack {ready key, id, envelope, lease deadline ms, enqueued ms}
 -- is RPUSHed to the entry (the worker's inbox, a LIST it BLPOPs; same slot: see reserve.lua), which
--- then expires with that lease (after it the item is stale anyway). No wake token is pushed for it. A worker that dies with it there loses the lease: recover.lua re-delivers.
+-- then expires with that lease (after it the item is stale anyway). No wake token is pushed for it.
+-- A worker that dies with it there loses the lease: recover.lua re-delivers.
 -- Only queues without a rate limit ever have parked entries (reserve.lua), so rate limits hold.
 -- With no parked worker this costs one LPOP per call.
+-- include: record
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local max_length = tonumber(ARGV[1])
 local idem_ttl = tonumber(ARGV[2])
 local wake_cap = tonumber(ARGV[3])
 local jp, ip = KEYS[4], KEYS[5]
+local ents = KEYS[8]
 local a = cmsgpack.unpack(ARGV[4])
 
 -- pass 1: decide, write nothing
--- One multi-key EXISTS answers the common case (no id of the batch exists yet) for the whole batch;
--- only when it counts some does each id get its own EXISTS.
--- Pending entries: one HMGET for the batch (an id found there counts as existing, like a record).
-local pend = KEYS[8]
+-- One multi-key EXISTS (records) and one HMGET (entries) answer "does any id of the batch exist";
+-- only when EXISTS counts some does each id get its own EXISTS.
 local jks, ids = {}, {}
 local nj = 0
 for i = 1, #a, 4 do
@@ -61,13 +65,13 @@ for i = 1, #a, 4 do
   jks[nj] = jp .. a[i]
 end
 local some = 0
-local pending = {}
+local taken = {}
 for s = 1, nj, 1000 do  -- bounded unpack: Lua's stack limit is ~8000 values
   local e = math.min(s + 999, nj)
   some = some + redis.call('EXISTS', unpack(jks, s, e))
-  local got = redis.call('HMGET', pend, unpack(ids, s, e))
+  local got = redis.call('HMGET', ents, unpack(ids, s, e))
   for k = 1, #got do
-    if got[k] then pending[ids[s + k - 1]] = true end
+    if got[k] then taken[ids[s + k - 1]] = true end
   end
 end
 local out, new, nn = {0}, {}, 0
@@ -75,11 +79,11 @@ local seen_id, seen_key = {}, {}
 for i = 1, #a, 4 do
   local id, ikey = a[i], a[i + 3]
   local existing = nil
-  if seen_id[id] or pending[id] or (some > 0 and redis.call('EXISTS', jks[(i + 3) / 4]) == 1) then
+  if seen_id[id] or taken[id] or (some > 0 and redis.call('EXISTS', jks[(i + 3) / 4]) == 1) then
     existing = id
   elseif ikey ~= '' then
     local prior = redis.call('GET', ip .. ikey)
-    if prior and (redis.call('EXISTS', jp .. prior) == 1 or redis.call('HEXISTS', pend, prior) == 1) then
+    if prior and redis.call('EXISTS', jp .. prior) == 1 then  -- idempotent jobs always have records
       existing = prior
     elseif seen_key[ikey] then
       existing = seen_key[ikey]
@@ -104,14 +108,9 @@ if max_length >= 0 and nn > 0 then
   end
 end
 
--- pass 2: write: one HSET for the call's plain jobs (pending), one per job that needs a record
--- An envelope of 65..256 bytes is stored in 64-byte pieces ('env', 'env2'..'env4'; readers join
--- them): one value over hash-max-ziplist-value (64) turns the whole record into a hashtable, which
--- costs ~2.5x the memory of the compact encoding for a small job. (reserve.lua and cancel.lua split
--- the same way when they write the record of a pending job.)
+-- pass 2: write: one HSET for the call's entries, one per job that needs a record
 local nows = tostring(now)  -- redis.call formats numbers with sprintf per call: once is enough
-local CHUNK, MAX_CHUNKS = 64, 4
-local more = {'env2', 'env3', 'env4'}
+local ANCHOR = '~ entries anchor: keeps this HASH hashtable-encoded; never a job id, never read ~'
 local ready_ids, nr = {}, 0
 local parked = true  -- false once the parked list is known empty
 
@@ -136,28 +135,22 @@ local function hand_off(id, h, env)
   end
 end
 
-local function write_record(jk, h, env)
-  local n = #env
-  if n > CHUNK and n <= CHUNK * MAX_CHUNKS then
-    h[4] = string.sub(env, 1, CHUNK)
-    for c = 2, math.ceil(n / CHUNK) do
-      h[#h + 1] = more[c - 1]
-      h[#h + 1] = string.sub(env, (c - 1) * CHUNK + 1, c * CHUNK)
-    end
-  end
-  redis.call('HSET', jk, unpack(h))
-end
-
-local stamp = struct.pack('>I6', now)  -- the pending value's prefix: enqueued ms, 6 bytes
-local PEND_ANCHOR = '~ pending anchor: keeps this HASH hashtable-encoded; never a job id, never read ~'
-local pend_args, np = {PEND_ANCHOR, '1'}, 2
+local stamp = struct.pack('>I6', now)  -- every entry of the call starts with it
+local ent_args, ne = {ANCHOR, '1'}, 2
+local due, nd = {}, 0  -- ZADD arguments (score, id) of the delayed jobs
 for _, i in ipairs(new) do
   local id, env, delay, ikey = a[i], a[i + 1], a[i + 2], a[i + 3]
   local h = nil
   if delay > 0 then
-    -- 'rdy' (when it became ready) is left out while it equals 'enq': readers fall back to 'enq'
-    h = {'state', 'scheduled', 'env', env, 'enq', nows, 'rdy', now + delay}
-    redis.call('ZADD', KEYS[2], now + delay, id)
+    due[nd + 1], due[nd + 2] = now + delay, id
+    nd = nd + 2
+    if ikey == '' then
+      ent_args[ne + 1], ent_args[ne + 2] = id, stamp .. env
+      ne = ne + 2
+    else
+      -- 'rdy' (when it became ready) is left out while it equals 'enq': readers fall back to 'enq'
+      h = {'state', 'scheduled', 'env', env, 'enq', nows, 'rdy', now + delay}
+    end
   else
     local handed = false
     if parked then
@@ -167,10 +160,9 @@ for _, i in ipairs(new) do
     if not handed then
       nr = nr + 1
       ready_ids[nr] = id
-      if ikey == '' then  -- the common case: no record, a pending entry
-        pend_args[np + 1] = id
-        pend_args[np + 2] = stamp .. env
-        np = np + 2
+      if ikey == '' then  -- the common case: an entry, no record
+        ent_args[ne + 1], ent_args[ne + 2] = id, stamp .. env
+        ne = ne + 2
         h = nil
       else
         h = {'state', 'queued', 'env', env, 'enq', nows}
@@ -183,19 +175,17 @@ for _, i in ipairs(new) do
       h[#h + 1] = ikey
       redis.call('SET', ip .. ikey, id, 'PX', idem_ttl + math.max(delay, 0))
     end
-    write_record(jks[(i + 3) / 4], h, env)
+    redis.call('HSET', jks[(i + 3) / 4], unpack(put_env(h, env)))
   end
 end
-if np > 2 then
-  for s = 1, np, 2000 do  -- 1000 jobs per HSET: the same stack bound as below (the anchor goes first)
-    redis.call('HSET', pend, unpack(pend_args, s, math.min(s + 1999, np)))
-  end
+-- bounded unpack (Lua's stack limit is ~8000 values); steps are even, so pairs stay whole
+local function batched(cmd, key, args, n, step)
+  for s = 1, n, step do redis.call(cmd, key, unpack(args, s, math.min(s + step - 1, n))) end
 end
+if ne > 2 then batched('HSET', ents, ent_args, ne, 2000) end
+if nd > 0 then batched('ZADD', KEYS[2], due, nd, 2000) end
 if nr > 0 then
-  -- bounded unpack: Lua's stack limit is ~8000 values
-  for s = 1, nr, 1000 do
-    redis.call('RPUSH', KEYS[1], unpack(ready_ids, s, math.min(s + 999, nr)))
-  end
+  batched('RPUSH', KEYS[1], ready_ids, nr, 1000)
   local have = redis.call('LLEN', KEYS[3])
   local add = math.min(nr, wake_cap - have)
   for _ = 1, add do redis.call('RPUSH', KEYS[3], 1) end

@@ -1,22 +1,41 @@
 -- promote.lua: move due delayed/retried jobs of ONE queue to the tail of its ready list.
--- KEYS[1] delayed   KEYS[2] ready   KEYS[3] wake   KEYS[4] job prefix
--- ARGV[1] limit (max jobs moved)   ARGV[2] wake_cap
+-- KEYS[1] delayed   KEYS[2] ready   KEYS[3] wake   KEYS[4] job prefix   KEYS[5] entries (HASH)
+-- ARGV[1] limit (max jobs moved, capped at 1000)   ARGV[2] wake_cap
 -- Returns: number of jobs promoted. "Due" is judged by Redis TIME, never a worker's clock.
+-- A due job with an entry (enqueue.lua) gets its record here, 'queued' with 'rdy' = due ms,
+-- and loses the entry; one with a record ('scheduled', or 'failed' awaiting a retry) is marked
+-- 'queued'. An id with neither (cancelled meanwhile) is dropped. reserve.lua promotes the same way.
+-- include: record
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[1]))
-local n = 0
-for i = 1, #due, 2 do
-  local id = due[i]
-  redis.call('ZREM', KEYS[1], id)
-  local st = redis.call('HGET', KEYS[4] .. id, 'state')
-  if st == 'scheduled' or st == 'failed' then
-    redis.call('HSET', KEYS[4] .. id, 'state', 'queued', 'rdy', due[i + 1])
-    redis.call('RPUSH', KEYS[2], id)
-    n = n + 1
+local limit = math.min(tonumber(ARGV[1]), 1000)  -- bounded: one ZREM/HMGET/HDEL per call
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit)
+if #due == 0 then return 0 end
+local jp, ents = KEYS[4], KEYS[5]
+local ids = {}
+for i = 1, #due, 2 do ids[#ids + 1] = due[i] end
+redis.call('ZREM', KEYS[1], unpack(ids))
+local ent = redis.call('HMGET', ents, unpack(ids))
+local moved = {}
+for k, id in ipairs(ids) do
+  local v = ent[k]
+  if v then
+    local env = entry_env(v)
+    redis.call('HSET', jp .. id, unpack(put_env(
+      {'state', 'queued', 'env', env, 'enq', entry_ms(v), 'rdy', due[2 * k]}, env)))
+    moved[#moved + 1] = id
+  else
+    local st = redis.call('HGET', jp .. id, 'state')
+    if st == 'scheduled' or st == 'failed' then
+      redis.call('HSET', jp .. id, 'state', 'queued', 'rdy', due[2 * k])
+      moved[#moved + 1] = id
+    end
   end
 end
+redis.call('HDEL', ents, unpack(ids))
+local n = #moved
 if n > 0 then
+  redis.call('RPUSH', KEYS[2], unpack(moved))
   local add = math.min(n, tonumber(ARGV[2]) - redis.call('LLEN', KEYS[3]))
   for _ = 1, add do redis.call('RPUSH', KEYS[3], 1) end
 end

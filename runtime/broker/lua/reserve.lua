@@ -4,7 +4,7 @@
 --   KEYS[9i+5] rate    KEYS[9i+6] job prefix   KEYS[9i+7] parked
 --   KEYS[9i+8] the calling worker's inbox (the same in every group; its flag is inbox .. ':on');
 --              unused when ARGV[7] is 0 (callers pass the parked key again)
---   KEYS[9i+9] pending (HASH id -> struct '>I6' enqueued ms .. envelope; see enqueue.lua)
+--   KEYS[9i+9] entries (HASH id -> entry of a job that has no record yet: see enqueue.lua)
 -- ARGV[1] n              max jobs to lease in total (capped at 1000)
 -- ARGV[2] lease_ms       lease length; deadline = Redis TIME + lease_ms
 -- ARGV[3] promote_limit  max due delayed jobs promoted per queue first
@@ -21,10 +21,11 @@
 -- KEYS[8i+2] (active) always holds ARGV[6], an anchor member scored +inf that no recovery sweep ever
 -- reaches: it keeps the ZSET in skiplist encoding (a small listpack/ziplist ZSET parses every score
 -- as text on each insert, ~3x the cost per leased job).
--- A popped id found in pending is a job's first lease: its entry is deleted and its record written
--- here ('running', token 1), the same record a queued one would have after its lease.
+-- A popped id with an entry is a job's first lease: its entry is deleted and its record written
+-- here ('running', token 1), the same record a queued one would have after its lease. Promotion
+-- does the same for a due delayed job with an entry (record 'queued', 'rdy' = its due ms).
 -- Otherwise only ids whose record is 'queued' are leased; a 'cancelled' record is skipped (lazy cancel), any
--- other state (a stray duplicate id) is dropped, and an id with neither a pending entry nor a record
+-- other state (a stray duplicate id) is dropped, and an id with neither an entry nor a record
 -- is dead-lettered with reason "no job record", so garbage in the list never blocks the jobs behind it.
 -- Parking (ARGV[7] > 0), the worker side of enqueue.lua's direct handoff: the call first deletes the
 -- flag (no handoff while the worker is busy) and takes what its inbox holds: jobs enqueue.lua leased
@@ -35,11 +36,12 @@
 -- worker), and the flag is set to lease_ms with PX park_ttl_ms (it lapses if the worker dies parked).
 -- A parked worker found all its queues empty (or rate limited), so a handoff cannot jump a job of
 -- higher priority that was waiting.
+-- include: record
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local want = math.min(tonumber(ARGV[1]), 1000)  -- bounded: one ZADD, O(batch)
 local lease = tonumber(ARGV[2])
-local plimit = tonumber(ARGV[3])
+local plimit = math.min(tonumber(ARGV[3]), 1000)  -- bounded: one ZREM/HMGET/HDEL per call
 local cancel_ttl = tonumber(ARGV[4])
 local dead_ttl = tonumber(ARGV[5])
 local park_ttl = tonumber(ARGV[7])
@@ -48,23 +50,36 @@ local deadline = now + lease
 -- numbers handed to redis.call are formatted with sprintf each time: format the constant ones once
 local nows, dls = tostring(now), tostring(deadline)
 local anchor = ARGV[6]
-local CHUNK, MAX_CHUNKS, MORE = 64, 4, {'env2', 'env3', 'env4'}  -- envelope pieces: see enqueue.lua
-local last_stamp, last_enq = nil, nil  -- the pending stamp last decoded, and its decimal ms
+local last_stamp, last_enq = nil, nil  -- the entry stamp last decoded, and its decimal ms
 local out = {0, -1, -1, now, deadline}
 local n = 5  -- #out, kept by hand (the # operator searches)
 local dead_count, leased = 0, 0
 
-local function promote(ready, delayed, jp)
+local function promote(ready, delayed, jp, ents)
   local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'WITHSCORES', 'LIMIT', 0, plimit)
-  for i = 1, #due, 2 do
-    local id = due[i]
-    redis.call('ZREM', delayed, id)
-    local st = redis.call('HGET', jp .. id, 'state')
-    if st == 'scheduled' or st == 'failed' then
-      redis.call('HSET', jp .. id, 'state', 'queued', 'rdy', due[i + 1])
-      redis.call('RPUSH', ready, id)
+  if #due == 0 then return end
+  local ids = {}
+  for i = 1, #due, 2 do ids[#ids + 1] = due[i] end
+  redis.call('ZREM', delayed, unpack(ids))  -- plimit <= 1000: within Lua's unpack limit
+  local ent = redis.call('HMGET', ents, unpack(ids))
+  local moved = {}
+  for k, id in ipairs(ids) do
+    local v = ent[k]
+    if v then  -- an entry: its record is born here, 'queued'
+      local env = entry_env(v)
+      redis.call('HSET', jp .. id, unpack(put_env(
+        {'state', 'queued', 'env', env, 'enq', entry_ms(v), 'rdy', due[2 * k]}, env)))
+      moved[#moved + 1] = id
+    else
+      local st = redis.call('HGET', jp .. id, 'state')
+      if st == 'scheduled' or st == 'failed' then
+        redis.call('HSET', jp .. id, 'state', 'queued', 'rdy', due[2 * k])
+        moved[#moved + 1] = id
+      end
     end
   end
+  if #moved > 0 then redis.call('RPUSH', ready, unpack(moved)) end
+  redis.call('HDEL', ents, unpack(ids))
 end
 
 -- token bucket (refilled by elapsed server time): tokens available now
@@ -103,9 +118,9 @@ end
 for q = 0, nq - 1 do
   if leased >= want then break end
   local ready, active, delayed, dead = KEYS[9 * q + 1], KEYS[9 * q + 2], KEYS[9 * q + 3], KEYS[9 * q + 4]
-  local rkey, jp, pend = KEYS[9 * q + 5], KEYS[9 * q + 6], KEYS[9 * q + 9]
+  local rkey, jp, ents = KEYS[9 * q + 5], KEYS[9 * q + 6], KEYS[9 * q + 9]
   local rate, burst = tonumber(ARGV[8 + 2 * q]), tonumber(ARGV[9 + 2 * q])
-  promote(ready, delayed, jp)
+  promote(ready, delayed, jp, ents)
   local take = want - leased
   local tokens = nil
   if rate > 0 then
@@ -123,28 +138,19 @@ for q = 0, nq - 1 do
     local ids = redis.call('LPOP', ready, math.min(take - got, budget))
     if not ids then break end
     budget = budget - #ids
-    local pv = redis.call('HMGET', pend, unpack(ids))  -- <= 1000 ids: within Lua's unpack limit
+    local pv = redis.call('HMGET', ents, unpack(ids))  -- <= 1000 ids: within Lua's unpack limit
     local taken, nt = {}, 0
     for k, id in ipairs(ids) do
       local jk = jp .. id
       local v = pv[k]
-      if v then  -- first lease of a pending job: its record is born here
+      if v then  -- first lease of a job with an entry: its record is born here
         local stamp = string.sub(v, 1, 6)
         if stamp ~= last_stamp then  -- a batch's jobs share their stamp: format it once (sprintf)
-          last_stamp, last_enq = stamp, tostring(struct.unpack('>I6', v))
+          last_stamp, last_enq = stamp, entry_ms(v)
         end
         local enq = last_enq
-        local env = string.sub(v, 7)
-        local h = {'state', 'running', 'env', env, 'enq', enq, 'sta', nows, 'tok', '1'}
-        local ne = #env
-        if ne > CHUNK and ne <= CHUNK * MAX_CHUNKS then  -- pieces as enqueue.lua writes them
-          h[4] = string.sub(env, 1, CHUNK)
-          for c = 2, math.ceil(ne / CHUNK) do
-            h[#h + 1] = MORE[c - 1]
-            h[#h + 1] = string.sub(env, (c - 1) * CHUNK + 1, c * CHUNK)
-          end
-        end
-        redis.call('HSET', jk, unpack(h))
+        local env = entry_env(v)
+        redis.call('HSET', jk, unpack(put_env({'state', 'running', 'env', env, 'enq', enq, 'sta', nows, 'tok', '1'}, env)))
         nt = nt + 1
         taken[nt] = id
         zadd[#zadd + 1] = dls
@@ -202,7 +208,7 @@ for q = 0, nq - 1 do
         end
       end
     end
-    if nt > 0 then redis.call('HDEL', pend, unpack(taken)) end
+    if nt > 0 then redis.call('HDEL', ents, unpack(taken)) end
   end
   if got > 0 then  -- one ZADD for the batch (<= 1001 pairs: within Lua's unpack limit), anchor included
     redis.call('ZADD', active, unpack(zadd))
