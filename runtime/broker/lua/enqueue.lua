@@ -136,7 +136,7 @@ local function hand_off(id, h, env)
 end
 
 local stamp = struct.pack('>I6', now)  -- every entry of the call starts with it
-local ent_args, ne = {ANCHOR, '1'}, 2
+local ent_args, ne = {}, 0  -- field, value pairs; each HSET adds the anchor
 local due, nd = {}, 0  -- ZADD arguments (score, id) of the delayed jobs
 for _, i in ipairs(new) do
   local id, env, delay, ikey = a[i], a[i + 1], a[i + 2], a[i + 3]
@@ -178,14 +178,12 @@ for _, i in ipairs(new) do
     redis.call('HSET', jks[(i + 3) / 4], unpack(put_env(h, env)))
   end
 end
--- bounded unpack (Lua's stack limit is ~8000 values); steps are even, so pairs stay whole
-local function batched(cmd, key, args, n, step)
-  for s = 1, n, step do redis.call(cmd, key, unpack(args, s, math.min(s + step - 1, n))) end
-end
-if ne > 2 then batched('HSET', ents, ent_args, ne, 2000) end
-if nd > 0 then batched('ZADD', KEYS[2], due, nd, 2000) end
+-- bounded unpack (Lua's stack limit is ~8000 values): 1000 jobs per command; steps of 2000 keep
+-- pairs whole
+for s = 1, ne, 2000 do redis.call('HSET', ents, ANCHOR, '1', unpack(ent_args, s, math.min(s + 1999, ne))) end
+for s = 1, nd, 2000 do redis.call('ZADD', KEYS[2], unpack(due, s, math.min(s + 1999, nd))) end
 if nr > 0 then
-  batched('RPUSH', KEYS[1], ready_ids, nr, 1000)
+  for s = 1, nr, 1000 do redis.call('RPUSH', KEYS[1], unpack(ready_ids, s, math.min(s + 999, nr))) end
   local have = redis.call('LLEN', KEYS[3])
   local add = math.min(nr, wake_cap - have)
   for _ = 1, add do redis.call('RPUSH', KEYS[3], 1) end

@@ -8,14 +8,12 @@
 --   compact encoding. Readers join the pieces (reserve.lua, replies.parse_job).
 -- entry_ms(v): the enqueued ms of entry v, as the decimal string a record stores.
 -- entry_env(v): the envelope of entry v.
-local ENV_PIECES = {'env2', 'env3', 'env4'}
-
 local function put_env(h, env)
   local n = #env
   if n > 64 and n <= 256 then
     h[4] = string.sub(env, 1, 64)
     for c = 2, math.ceil(n / 64) do
-      h[#h + 1] = ENV_PIECES[c - 1]
+      h[#h + 1] = 'env' .. c
       h[#h + 1] = string.sub(env, (c - 1) * 64 + 1, c * 64)
     end
   end
