@@ -246,7 +246,8 @@ def calibrate(m: Meter, r: redis.Redis) -> str:
     return (
         f"Calibration on this machine: PING round trip {ping.wall / ping.jobs * 1e6:.1f} us; one Lua "
         f"`redis.call('HSET', ...)` costs {lua.server_cpu / lua.jobs * 1e6:.2f} us of server CPU. "
-        "The broker's scripts are a handful of such calls per job (enqueue 1, reserve 2, ack 3), so their "
+        "The broker's scripts make a handful of such calls per job (enqueue: none of its own, a batch's "
+        "entries go in one command; reserve 1 for a first delivery, 2 for a redelivery; ack 3), so their "
         "server cost scales with this figure from machine to machine."
     )
 
