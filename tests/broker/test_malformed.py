@@ -44,6 +44,10 @@ def test_garbage_in_storage_is_dead_lettered(broker: RedisBroker) -> None:
     # bytes written straight into Redis, bypassing the client
     broker.client.hset(k.job("raw"), mapping={"env": b"\xc1\xff\x00", "state": "queued", "att": 1, "tok": 0})
     broker.client.rpush(k.ready, "raw", "no-record-at-all")
+    # entries (see enqueue.lua) too short to hold a stamp, or holding a garbage envelope
+    entries = {"short-entry": b"x", "junk-entry": b"\x00\x01\x02\x03\x04\x05\xc1\xff"}
+    broker.client.hset(k.entries, mapping=entries)
+    broker.client.rpush(k.ready, "short-entry", "junk-entry")
     bad = {
         "v2map": {"v": 2, "id": "v2", "task": "t", "queue": "default", "args": [], "kwargs": {}},
         "v3": [3, "t", [], {}],
@@ -59,6 +63,7 @@ def test_garbage_in_storage_is_dead_lettered(broker: RedisBroker) -> None:
     assert work_through(broker) == ["g1", "g2"]
     reasons = {d.id: d.error or "" for d in broker.dead_letters("default")}
     assert reasons["no-record-at-all"] == "no job record"
+    assert "malformed msgpack" in reasons["short-entry"] and "malformed msgpack" in reasons["junk-entry"]
     assert "malformed msgpack" in reasons["raw"]
     assert "unsupported envelope version 2 in a map" in reasons["v2map"]
     assert "unsupported envelope version 3 in an array" in reasons["v3"]

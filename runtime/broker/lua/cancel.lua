@@ -17,7 +17,7 @@ if not st then
   if not v then return 2 end
   redis.call('HDEL', KEYS[3], id)
   local env = entry_env(v)
-  redis.call('HSET', jk, unpack(put_env({'state', 'cancelled', 'env', env, 'enq', entry_ms(v), 'fin', now}, env)))
+  redis.call('HSET', jk, unpack(put_env({'state', 'cancelled', 'env', env, 'enq', entry_ms(v, now), 'fin', now}, env)))
   if redis.call('ZREM', KEYS[1], id) == 1 then  -- it was delayed: no reserve will skip it
     redis.call('PEXPIRE', jk, tonumber(ARGV[2]))
   end

@@ -22,7 +22,7 @@ for k, id in ipairs(ids) do
   if v then
     local env = entry_env(v)
     redis.call('HSET', jp .. id, unpack(put_env(
-      {'state', 'queued', 'env', env, 'enq', entry_ms(v), 'rdy', due[2 * k]}, env)))
+      {'state', 'queued', 'env', env, 'enq', entry_ms(v, due[2 * k]), 'rdy', due[2 * k]}, env)))
     moved[#moved + 1] = id
   else
     local st = redis.call('HGET', jp .. id, 'state')

@@ -68,7 +68,7 @@ local function promote(ready, delayed, jp, ents)
     if v then  -- an entry: its record is born here, 'queued'
       local env = entry_env(v)
       redis.call('HSET', jp .. id, unpack(put_env(
-        {'state', 'queued', 'env', env, 'enq', entry_ms(v), 'rdy', due[2 * k]}, env)))
+        {'state', 'queued', 'env', env, 'enq', entry_ms(v, due[2 * k]), 'rdy', due[2 * k]}, env)))
       moved[#moved + 1] = id
     else
       local st = redis.call('HGET', jp .. id, 'state')
@@ -146,7 +146,7 @@ for q = 0, nq - 1 do
       if v then  -- first lease of a job with an entry: its record is born here
         local stamp = string.sub(v, 1, 6)
         if stamp ~= last_stamp then  -- a batch's jobs share their stamp: format it once (sprintf)
-          last_stamp, last_enq = stamp, entry_ms(v)
+          last_stamp, last_enq = stamp, entry_ms(v, nows)
         end
         local enq = last_enq
         local env = entry_env(v)

@@ -6,8 +6,9 @@
 --   bytes goes into 64-byte pieces 'env', 'env2'..'env4' instead, because one hash value over
 --   hash-max-listpack-value (64) turns the whole record into a hashtable, ~2.5x the memory of the
 --   compact encoding. Readers join the pieces (reserve.lua, replies.parse_job).
--- entry_ms(v): the enqueued ms of entry v, as the decimal string a record stores.
--- entry_env(v): the envelope of entry v.
+-- entry_ms(v, default): the enqueued ms of entry v, as the decimal string a record stores; default
+--   for a value too short to be an entry (garbage written past the client must not break a script).
+-- entry_env(v): the envelope of entry v ('' for such a value: the worker dead-letters it).
 local function put_env(h, env)
   local n = #env
   if n > 64 and n <= 256 then
@@ -20,7 +21,8 @@ local function put_env(h, env)
   return h
 end
 
-local function entry_ms(v)
+local function entry_ms(v, default)
+  if #v < 6 then return default end
   return tostring(struct.unpack('>I6', v))  -- %.14g: exact for 13-digit ms (until the year 2286)
 end
 
