@@ -24,6 +24,7 @@ from runtime.errors import BrokerConnectionError, BrokerError
 
 _KEY_LINE = re.compile(r"KEYS\[(\d+)\]")
 _GROUP_LINE = re.compile(r"KEYS:\s*(\d+)\s+per\s+\w+")
+_INCLUDE = re.compile(r"^-- include: (\w+)$", re.MULTILINE)  # see load_script
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,7 @@ def header(source: str) -> list[str]:
     """The leading comment block of a script."""
     lines = []
     for line in source.splitlines():
-        if not line.startswith("--"):
+        if not line.startswith("--") or _INCLUDE.match(line):  # what is pasted there is not the contract
             break
         lines.append(line[2:].strip())
     return lines
@@ -56,9 +57,6 @@ def header_keys(source: str) -> tuple[int, bool]:
     return (max(indexes) if indexes else 0), False
 
 
-_INCLUDE = re.compile(r"^-- include: (\w+)$", re.MULTILINE)
-
-
 def _lua(path: str) -> str:
     return resources.files("runtime.broker").joinpath("lua").joinpath(path).read_text("utf-8")
 
@@ -69,8 +67,9 @@ def load_script(name: str) -> Script:
     Redis runs every script alone (no ``require``), so helpers shared by several scripts are pasted
     in; the SHA covers the pasted source.
     """
-    source = _INCLUDE.sub(lambda m: _lua(f"lib/{m.group(1)}.lua"), _lua(f"{name}.lua"))
-    nkeys, grouped = header_keys(source)
+    own = _lua(f"{name}.lua")
+    nkeys, grouped = header_keys(own)  # the contract is the script's own header
+    source = _INCLUDE.sub(lambda m: _lua(f"lib/{m.group(1)}.lua"), own)
     sha = hashlib.sha1(source.encode()).hexdigest()
     return Script(name=name, source=source, sha=sha, nkeys=nkeys, grouped=grouped)
 

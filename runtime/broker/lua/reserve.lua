@@ -37,11 +37,12 @@
 -- A parked worker found all its queues empty (or rate limited), so a handoff cannot jump a job of
 -- higher priority that was waiting.
 -- include: record
+-- include: promote
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local want = math.min(tonumber(ARGV[1]), 1000)  -- bounded: one ZADD, O(batch)
 local lease = tonumber(ARGV[2])
-local plimit = math.min(tonumber(ARGV[3]), 1000)  -- bounded: one ZREM/HMGET/HDEL per call
+local plimit = math.min(tonumber(ARGV[3]), 1000)  -- bounded: see lib/promote.lua
 local cancel_ttl = tonumber(ARGV[4])
 local dead_ttl = tonumber(ARGV[5])
 local park_ttl = tonumber(ARGV[7])
@@ -54,33 +55,6 @@ local last_stamp, last_enq = nil, nil  -- the entry stamp last decoded, and its 
 local out = {0, -1, -1, now, deadline}
 local n = 5  -- #out, kept by hand (the # operator searches)
 local dead_count, leased = 0, 0
-
-local function promote(ready, delayed, jp, ents)
-  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'WITHSCORES', 'LIMIT', 0, plimit)
-  if #due == 0 then return end
-  local ids = {}
-  for i = 1, #due, 2 do ids[#ids + 1] = due[i] end
-  redis.call('ZREM', delayed, unpack(ids))  -- plimit <= 1000: within Lua's unpack limit
-  local ent = redis.call('HMGET', ents, unpack(ids))
-  local moved = {}
-  for k, id in ipairs(ids) do
-    local v = ent[k]
-    if v then  -- an entry: its record is born here, 'queued'
-      local env = entry_env(v)
-      redis.call('HSET', jp .. id, unpack(put_env(
-        {'state', 'queued', 'env', env, 'enq', entry_ms(v, due[2 * k]), 'rdy', due[2 * k]}, env)))
-      moved[#moved + 1] = id
-    else
-      local st = redis.call('HGET', jp .. id, 'state')
-      if st == 'scheduled' or st == 'failed' then
-        redis.call('HSET', jp .. id, 'state', 'queued', 'rdy', due[2 * k])
-        moved[#moved + 1] = id
-      end
-    end
-  end
-  if #moved > 0 then redis.call('RPUSH', ready, unpack(moved)) end
-  redis.call('HDEL', ents, unpack(ids))
-end
 
 -- token bucket (refilled by elapsed server time): tokens available now
 local function bucket(rkey, rate, burst)
@@ -120,7 +94,7 @@ for q = 0, nq - 1 do
   local ready, active, delayed, dead = KEYS[9 * q + 1], KEYS[9 * q + 2], KEYS[9 * q + 3], KEYS[9 * q + 4]
   local rkey, jp, ents = KEYS[9 * q + 5], KEYS[9 * q + 6], KEYS[9 * q + 9]
   local rate, burst = tonumber(ARGV[8 + 2 * q]), tonumber(ARGV[9 + 2 * q])
-  promote(ready, delayed, jp, ents)
+  promote_due(delayed, ready, jp, ents, now, plimit)
   local take = want - leased
   local tokens = nil
   if rate > 0 then
