@@ -50,7 +50,7 @@ def new_job_id() -> str:
 
     96 bits is what Sidekiq's job ids carry: among the jobs alive at once (records expire) a collision
     is out of reach, and enqueue checks the id anyway (a taken id answers the existing job, it never
-    overwrites it). The id is stored several times per job (ready list, pending entry or record key,
+    overwrites it). The id is stored several times per job (ready list, entry or record key,
     lease), so its length is memory: 16 characters keep a hash field and a list entry in the smallest
     allocation that holds them. The alphabet (``A-Za-z0-9-_``) passes the name check ids share with
     queues and tasks.

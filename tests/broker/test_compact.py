@@ -28,7 +28,7 @@ def _job(size: int) -> NewJob:
 def test_envelopes_of_every_size_come_back_whole(broker: RedisBroker) -> None:
     jobs = [_job(n) for n in SIZES]
     broker.enqueue(jobs)
-    for j in jobs:  # read path: job() reads the pending entry
+    for j in jobs:  # read path: job() reads the entry
         info = broker.job(j.id, ["default"])
         assert info is not None and info.envelope == j.envelope, len(j.envelope)
     got = {r.id: r.envelope for r in broker.reserve(["default"], 100, 30_000).jobs}
@@ -40,8 +40,8 @@ def test_envelopes_of_every_size_come_back_whole(broker: RedisBroker) -> None:
 
 @pytest.mark.parametrize("born", ["lease", "cancel", "cancel_scheduled", "promote", "idempotent"])
 def test_small_record_keeps_the_compact_encoding(broker: RedisBroker, born: str) -> None:
-    """Whichever script writes the record: enqueue (idempotent), reserve (lease of a pending entry),
-    promotion (scheduled entry), cancel (either entry)."""
+    """Whichever script writes the record: enqueue (idempotent), reserve (first lease of an entry),
+    promotion (a delayed entry), cancel (either kind)."""
     small, big = _job(200), _job(257)
     if born in ("cancel_scheduled", "promote"):
         small.delay_ms = big.delay_ms = 60_000 if born == "cancel_scheduled" else 1

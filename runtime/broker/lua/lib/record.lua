@@ -1,4 +1,4 @@
--- lib/record.lua: helpers for the scripts that turn a pending or scheduled entry into a job record.
+-- lib/record.lua: helpers for the scripts that turn a job's entry (the entries HASH) into its record.
 -- Not a script: scripts.py pastes it where a script says "-- include: record" (after its header).
 -- An entry (the value of a field of the queue's pending or scheduled HASH) is
 --   struct '>I6' enqueued ms (6 bytes, big-endian) .. envelope
