@@ -31,7 +31,7 @@ from runtime.broker.base import (
     Reserved,
 )
 from runtime.broker.direct import DirectCaller
-from runtime.broker.keys import JobField
+from runtime.broker.keys import JobField, QueueKeys
 from runtime.broker.ops import RESERVE_MAX, BrokerOptions, Ops
 from runtime.broker.replies import created, entry_ms, parse_job, pick_record
 from runtime.broker.scripts import REDIS_ERRORS, Call, arun, arun_many, run, run_many, translate
@@ -89,13 +89,29 @@ def _block(timeout: float, opt: BrokerOptions) -> float:
 _READY = (JobField.READY, JobField.ENQUEUED)  # 'rdy' is absent while it equals 'enq' (enqueue.lua)
 
 
+def _job_reads(client: Any, ops: Ops, job_id: str, queues: Sequence[str]) -> Any:
+    """A pipeline (sync or asyncio, as ``client`` is) of what ``job()`` reads per queue: entry, due
+    score, record, in this order (see ``replies.pick_record``); its replies go to ``_first_job``."""
+    pipe = client.pipeline(transaction=False)
+    for q in queues:
+        k = ops.keys(q)
+        pipe.hget(k.entries, job_id).zscore(k.delayed, job_id).hgetall(k.job(job_id))
+    return pipe
+
+
+def _head_reads(client: Any, k: QueueKeys, head_id: bytes) -> Any:
+    """A pipeline of the reads of a queue's head job's ready ms; its replies go to ``_head_ms``."""
+    hid = head_id.decode()
+    return client.pipeline(transaction=False).hget(k.entries, hid).hmget(k.job(hid), _READY)
+
+
 def _head_ms(entry: bytes | None, fields: list[Any]) -> Any:
     """Ready ms of a queue's head job: its record's 'rdy' (else 'enq'), else its entry's."""
     if fields[0] is not None:
         return fields[0]
     if fields[1] is not None:
         return fields[1]
-    return entry_ms(entry) if entry is not None else None
+    return None if entry is None else entry_ms(entry)
 
 
 def _first_job(job_id: str, queues: Sequence[str], replies: list[Any]) -> JobInfo | None:
@@ -213,11 +229,7 @@ class RedisBroker:
 
     def job(self, job_id: str, queues: Sequence[str]) -> JobInfo | None:
         try:
-            pipe = self.client.pipeline(transaction=False)
-            for q in queues:  # entry, due score, record, in this order: see replies.pick_record
-                k = self.ops.keys(q)
-                pipe.hget(k.entries, job_id).zscore(k.delayed, job_id).hgetall(k.job(job_id))
-            replies = pipe.execute()
+            replies = _job_reads(self.client, self.ops, job_id, queues).execute()
         except REDIS_ERRORS as exc:
             raise translate(exc) from exc
         return _first_job(job_id, queues, replies)
@@ -231,13 +243,7 @@ class RedisBroker:
             replies = pipe.execute()
             head = None
             if replies[4]:  # the head job's ready ms: from its entry or its record
-                hid = replies[4].decode()
-                head = _head_ms(
-                    *self.client.pipeline(transaction=False)
-                    .hget(k.entries, hid)
-                    .hmget(k.job(hid), _READY)
-                    .execute()
-                )
+                head = _head_ms(*_head_reads(self.client, k, replies[4]).execute())
         except REDIS_ERRORS as exc:
             raise translate(exc) from exc
         return _stats(queue, replies, head, self.server_time_ms())
@@ -393,11 +399,7 @@ class AsyncRedisBroker:
 
     async def job(self, job_id: str, queues: Sequence[str]) -> JobInfo | None:
         try:
-            pipe = self.client.pipeline(transaction=False)
-            for q in queues:  # entry, due score, record, in this order: see replies.pick_record
-                k = self.ops.keys(q)
-                pipe.hget(k.entries, job_id).zscore(k.delayed, job_id).hgetall(k.job(job_id))
-            replies = await pipe.execute()
+            replies = await _job_reads(self.client, self.ops, job_id, queues).execute()
         except REDIS_ERRORS as exc:
             raise translate(exc) from exc
         return _first_job(job_id, queues, replies)
@@ -411,13 +413,7 @@ class AsyncRedisBroker:
             replies = await pipe.execute()
             head = None
             if replies[4]:  # the head job's ready ms: from its entry or its record
-                hid = replies[4].decode()
-                head = _head_ms(
-                    *await self.client.pipeline(transaction=False)
-                    .hget(k.entries, hid)
-                    .hmget(k.job(hid), _READY)
-                    .execute()
-                )
+                head = _head_ms(*await _head_reads(self.client, k, replies[4]).execute())
         except REDIS_ERRORS as exc:
             raise translate(exc) from exc
         return _stats(queue, replies, head, await self.server_time_ms())

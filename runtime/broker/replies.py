@@ -80,18 +80,19 @@ def task_of(envelope: bytes | None) -> str:
     return task if type(task) is str else ""
 
 
-def entry_ms(value: bytes) -> int:
-    """The enqueued ms a job's entry (see enqueue.lua) starts with: 6 bytes, big-endian."""
-    return int.from_bytes(value[:6], "big")
+def entry_ms(value: bytes) -> int | None:
+    """The enqueued ms a job's entry (see enqueue.lua) starts with: 6 bytes, big-endian; None for a
+    value too short to be an entry (lib/record.lua treats it the same way)."""
+    return int.from_bytes(value[:6], "big") if len(value) >= 6 else None
 
 
 def entry_record(value: bytes, state: bytes) -> dict[bytes, bytes]:
     """An entry (enqueued ms + envelope) as the record a job in ``state`` would have."""
-    return {
-        JobField.STATE.encode(): state,
-        JobField.ENVELOPE.encode(): value[6:],
-        JobField.ENQUEUED.encode(): b"%d" % entry_ms(value),
-    }
+    raw = {JobField.STATE.encode(): state, JobField.ENVELOPE.encode(): value[6:]}
+    ms = entry_ms(value)
+    if ms is not None:
+        raw[JobField.ENQUEUED.encode()] = b"%d" % ms
+    return raw
 
 
 def pick_record(entry: bytes | None, due: Any, raw: dict[bytes, bytes]) -> dict[bytes, bytes]:

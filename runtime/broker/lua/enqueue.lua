@@ -140,33 +140,27 @@ local ent_args, ne = {}, 0  -- field, value pairs; each HSET adds the anchor
 local due, nd = {}, 0  -- ZADD arguments (score, id) of the delayed jobs
 for _, i in ipairs(new) do
   local id, env, delay, ikey = a[i], a[i + 1], a[i + 2], a[i + 3]
-  local h = nil
-  if delay > 0 then
-    due[nd + 1], due[nd + 2] = now + delay, id
-    nd = nd + 2
-    if ikey == '' then
-      ent_args[ne + 1], ent_args[ne + 2] = id, stamp .. env
-      ne = ne + 2
+  local h = nil  -- the record, for a job that gets one here
+  if delay <= 0 and parked then
+    h = {'state', 'queued', 'env', env, 'enq', nows}
+    if not hand_off(id, h, env) then h = nil end
+  end
+  if not h then  -- not handed off: ready list or delayed set, and an entry unless it is idempotent
+    if delay > 0 then
+      due[nd + 1], due[nd + 2] = now + delay, id
+      nd = nd + 2
     else
-      -- 'rdy' (when it became ready) is left out while it equals 'enq': readers fall back to 'enq'
-      h = {'state', 'scheduled', 'env', env, 'enq', nows, 'rdy', now + delay}
-    end
-  else
-    local handed = false
-    if parked then
-      h = {'state', 'queued', 'env', env, 'enq', nows}
-      handed = hand_off(id, h, env)
-    end
-    if not handed then
       nr = nr + 1
       ready_ids[nr] = id
-      if ikey == '' then  -- the common case: an entry, no record
-        ent_args[ne + 1], ent_args[ne + 2] = id, stamp .. env
-        ne = ne + 2
-        h = nil
-      else
-        h = {'state', 'queued', 'env', env, 'enq', nows}
-      end
+    end
+    if ikey == '' then  -- the common case: an entry, no record
+      ent_args[ne + 1], ent_args[ne + 2] = id, stamp .. env
+      ne = ne + 2
+    elseif delay > 0 then
+      -- 'rdy' (when it became ready) is left out while it equals 'enq': readers fall back to 'enq'
+      h = {'state', 'scheduled', 'env', env, 'enq', nows, 'rdy', now + delay}
+    else
+      h = {'state', 'queued', 'env', env, 'enq', nows}
     end
   end
   if h then

@@ -122,15 +122,15 @@ for q = 0, nq - 1 do
         if stamp ~= last_stamp then  -- a batch's jobs share their stamp: format it once (sprintf)
           last_stamp, last_enq = stamp, entry_ms(v, nows)
         end
-        local enq = last_enq
         local env = entry_env(v)
-        redis.call('HSET', jk, unpack(put_env({'state', 'running', 'env', env, 'enq', enq, 'sta', nows, 'tok', '1'}, env)))
+        redis.call('HSET', jk, unpack(put_env(
+          {'state', 'running', 'env', env, 'enq', last_enq, 'sta', nows, 'tok', '1'}, env)))
         nt = nt + 1
         taken[nt] = id
         zadd[#zadd + 1] = dls
         zadd[#zadd + 1] = id
         out[n + 1], out[n + 2], out[n + 3], out[n + 4] = q, id, 1, env
-        out[n + 5], out[n + 6], out[n + 7] = 1, 1, enq
+        out[n + 5], out[n + 6], out[n + 7] = 1, 1, last_enq
         n = n + 7
         got = got + 1
       else

@@ -1,6 +1,6 @@
 -- lib/record.lua: helpers for the scripts that turn a job's entry (the entries HASH) into its record.
 -- Not a script: scripts.py pastes it where a script says "-- include: record" (after its header).
--- An entry (the value of a field of the queue's pending or scheduled HASH) is
+-- An entry (the value of a job's field in its queue's entries HASH) is
 --   struct '>I6' enqueued ms (6 bytes, big-endian) .. envelope
 -- put_env(h, env): h holds 'env' at h[4] (as every record writer builds it); an envelope of 65..256
 --   bytes goes into 64-byte pieces 'env', 'env2'..'env4' instead, because one hash value over
