@@ -5,9 +5,9 @@ Full mode starts one private Redis, then for each repetition runs every system's
 load spread over everyone; then tqrun's cost-growth run (``bench/growth.py``). It writes
 ``bench/RESULTS.md``, ``bench/RESULTS.png`` and the raw figures under ``bench/out/``.
 
-Quick mode runs tqrun alone, once, on small counts (about 20 s) and fails (exit 1) when a throughput
-falls under half of the figure recorded in ``bench/baseline.json`` for this kind of machine
-(``--record-baseline`` writes it). ``--setup`` creates the peers' venvs.
+Quick mode runs tqrun alone on small counts (about 20 s; up to twice more to confirm a miss) and
+fails (exit 1) when a throughput stays under half of the figure recorded in ``bench/baseline.json``
+for this kind of machine (``--record-baseline`` writes it). ``--setup`` creates the peers' venvs.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import platform
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from bench.workloads import Sizes, rotated, run_all
 OUT = BENCH_DIR / "out"
 BASELINE = BENCH_DIR / "baseline.json"
 QUICK_KEYS = ("enqueue_sync", "enqueue_bulk", "process_1")
+QUICK_RETRIES = 2  # reruns of a quick check that missed, before it fails
 FULL = Sizes()
 QUICK = Sizes(process=1000, mixed=200, latency_rate=100.0, latency_seconds=1.0, deadline=10.0)
 
@@ -132,16 +134,34 @@ def check(figures: dict[str, Any], baseline: dict[str, float]) -> list[str]:
     return failures
 
 
+def confirm(figures: dict[str, Any], baseline: dict[str, float], rerun: Callable[[], dict[str, Any]]) -> None:
+    """Rerun a quick check that missed, up to ``QUICK_RETRIES`` times; each key keeps its best run.
+
+    On a shared 2-core host one short run can land well under the next (seen: 25,700 then 31,000
+    jobs/s a minute apart), while a real regression misses every time.
+    """
+    for _ in range(QUICK_RETRIES):
+        if not check(figures, baseline):
+            return
+        again = rerun()
+        for key in QUICK_KEYS:
+            if (again.get(key) or 0) > (figures.get(key) or 0):
+                figures[key] = again[key]
+        figures["quick_runs"] = figures.get("quick_runs", 1) + 1
+
+
 def quick(args: argparse.Namespace, server: BenchRedis) -> int:
     sizes = QUICK if args.jobs is None else Sizes(process=args.jobs // TQRUN.scale, mixed=200,
                                                   latency_seconds=1.0, deadline=10.0)
     figures = run_all(Harness(TQRUN, server.url, OUT / "logs"), sizes)
-    print(json.dumps({k: v for k, v in figures.items() if k != "errors"}, indent=1))
-    if figures.get("errors"):
-        print("quick: errors: " + json.dumps(figures["errors"], indent=1), file=sys.stderr)
     kind = machine_kind()
     baseline = Path(args.baseline)
     recorded: dict[str, dict[str, float]] = json.loads(baseline.read_text()) if baseline.exists() else {}
+    if kind in recorded and not args.record_baseline:
+        confirm(figures, recorded[kind], lambda: run_all(Harness(TQRUN, server.url, OUT / "logs"), sizes))
+    print(json.dumps({k: v for k, v in figures.items() if k != "errors"}, indent=1))
+    if figures.get("errors"):
+        print("quick: errors: " + json.dumps(figures["errors"], indent=1), file=sys.stderr)
     if args.record_baseline:
         recorded[kind] = {k: round(float(figures[k])) for k in QUICK_KEYS if figures.get(k)}
         baseline.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
