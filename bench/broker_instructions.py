@@ -5,8 +5,8 @@
 On a shared machine wall-clock and even CPU-time figures swing by 30% from run to run (other
 processes, frequency changes), too much to judge a 5% change. This runs a private redis-server under
 valgrind's callgrind and counts the instructions it executes per job in each phase (enqueue_many of
-1000, reserve(100)+ack(100), reserve alone, ack alone), which repeats to within a fraction of a
-percent. It also reports Redis bytes per queued job (``used_memory`` delta). Needs ``valgrind``.
+1000, enqueue one by one, reserve(100)+ack(100), reserve alone, ack alone), which repeats to within a
+fraction of a percent. It also reports Redis bytes per queued job (``used_memory`` delta). Needs ``valgrind``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ QUEUES = ["high_priority", "default", "low_priority"]
 
 @dataclass
 class Figures:
+    enqueue_one: float
     enqueue_many: float
     reserve_ack: float
     reserve: float
@@ -126,9 +127,11 @@ def measure(n: int = 5000, binary: str | None = None) -> Figures:
         ack = cg.phase(
             lambda: [b.ack([Completion(j.id, j.queue, j.token, b"\xc0") for j in js], 60_000) for js in held]
         )
+        ones = n // 5  # Client.enqueue: one script call per job, the sync one-by-one workload
+        one = cg.phase(lambda: [c.enqueue("add", i, 1) for i in range(ones)])
         version = str(r.info("server")["redis_version"])
         c.close()
-        return Figures(enq / n, ra / n, res / n, ack / n, per_job_bytes, version)
+        return Figures(one / ones, enq / n, ra / n, res / n, ack / n, per_job_bytes, version)
     finally:
         cg.close()
 
@@ -136,7 +139,8 @@ def measure(n: int = 5000, binary: str | None = None) -> Figures:
 def line(f: Figures, n: int) -> str:
     return (
         f"Server instructions per job (redis-server {f.server} under callgrind, {n} jobs; repeatable to "
-        f"<1%, unlike CPU time on a shared machine): enqueue_many {f.enqueue_many:,.0f}, "
+        f"<1%, unlike CPU time on a shared machine): enqueue one by one {f.enqueue_one:,.0f}, "
+        f"enqueue_many {f.enqueue_many:,.0f}, "
         f"reserve(100)+ack(100) {f.reserve_ack:,.0f} (reserve {f.reserve:,.0f}, ack {f.ack:,.0f}). "
         f"Redis bytes per queued small job: {f.bytes_per_job:,.0f}."
     )

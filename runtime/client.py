@@ -90,13 +90,14 @@ class _Builder:
     def build(
         self, task: str, args: Sequence[Any], kwargs: Mapping[str, Any], job_id: str | None = None
     ) -> NewJob:
+        """``job_id``: one drawn by ``new_job_ids`` for this job (``many``); a caller's own id comes
+        in the ``_job_id`` option, and only that one is not ``own_id``."""
         if kwargs and any(k[:1] == "_" for k in kwargs):
             return self._build_with_options(task, args, kwargs, job_id)
         # the common case: no options, so queue and envelope frame come from the per-task cache
         queue, frame = self._plain.get(task) or self._plain_entry(task)
         envelope = self.encoder.encode_framed(frame, args, kwargs)
-        job_id = job_id or new_job_id()
-        return NewJob(job_id, queue, envelope)
+        return NewJob(job_id or new_job_id(), queue, envelope, 0, None, True)
 
     def _build_with_options(
         self, task: str, args: Sequence[Any], kwargs: Mapping[str, Any], job_id: str | None
@@ -108,7 +109,8 @@ class _Builder:
             raise TypeError(f"unknown enqueue option(s) {bad}; options are {sorted(_OPTIONS)}")
         kwargs = {k: v for k, v in kwargs.items() if k not in _OPTIONS}
         queue = self._checked_queue(opts.get("_queue") or spec.queue)
-        job_id = validate_name(opts["_job_id"], "job id") if "_job_id" in opts else job_id or new_job_id()
+        own_id = "_job_id" not in opts
+        job_id = job_id or new_job_id() if own_id else validate_name(opts["_job_id"], "job id")
         ikey = opts.get("_idempotency_key")
         if ikey is not None and not (isinstance(ikey, str) and 0 < len(ikey) <= 512):
             raise TypeError("_idempotency_key must be a non-empty string of at most 512 characters")
@@ -119,7 +121,7 @@ class _Builder:
             task, args, kwargs, max_retries,
             parse_duration(timeout) if timeout is not None else None,
         )  # fmt: skip
-        return NewJob(job_id, queue, envelope, self._delay_ms(opts), ikey)
+        return NewJob(job_id, queue, envelope, self._delay_ms(opts), ikey, own_id)
 
     def _delay_ms(self, opts: Mapping[str, Any]) -> int:
         if opts.get("_delay") is not None:

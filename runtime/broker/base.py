@@ -61,6 +61,10 @@ class NewJob:
     envelope: bytes
     delay_ms: int = 0  # 0 = ready now; otherwise due at server TIME + delay_ms
     idempotency_key: str | None = None
+    #: the id was drawn at random by this client for this job (not chosen by a caller), so no job can
+    #: have it before the job's first send: that send may skip the existence check, and clears it
+    #: (``Ops.enqueue``: the one exception to "treat as immutable")
+    own_id: bool = False
 
 
 @dataclass(slots=True)

@@ -112,20 +112,31 @@ class Ops:
 
     # --- enqueue ---------------------------------------------------------------------------
 
-    def enqueue(self, jobs: Sequence[NewJob], max_length: dict[str, int] | None) -> EnqueuePlan:
+    def enqueue(
+        self, jobs: Sequence[NewJob], max_length: dict[str, int] | None, *, first_send: bool = False
+    ) -> EnqueuePlan:
         """One call per queue and chunk of ``ENQUEUE_CHUNK`` jobs (each atomic), in first-seen queue order.
 
         Chunking keeps every script O(batch): a million-job ``enqueue_many`` must not block Redis for
         seconds. All calls still travel in one pipelined round trip.
+
+        ``first_send``: these calls go out once, with no retry (``DirectCaller``); a chunk whose ids
+        were all drawn by the client (``NewJob.own_id``) then skips the script's existence check.
+        It clears ``own_id`` of every job, so that the same job handed to the broker again is
+        checked. Any path that may resend a call must leave it False.
         """
         limits = max_length or {}
         if len(jobs) == 1:  # Client.enqueue: no grouping
             j = jobs[0]
             limit = limits.get(j.queue)
+            fresh = first_send and j.own_id
+            if first_send:
+                j.own_id = False
             args = (
                 -1 if limit is None else limit,
                 self.opt.idempotency_ttl_ms,
                 self.opt.wake_cap,
+                "1" if fresh else "0",
                 _blob([j.id, j.envelope, j.delay_ms, j.idempotency_key or ""]),
             )
             return EnqueuePlan([Call(self.sc.enqueue, self._enqueue_keys(j.queue), args)], [[0]])
@@ -142,13 +153,18 @@ class Ops:
             for start in range(0, len(members), ENQUEUE_CHUNK):
                 chunk = members[start : start + ENQUEUE_CHUNK]
                 flat: list[Any] = []
+                fresh = first_send
                 for i in chunk:
                     j = jobs[i]
                     flat += (j.id, j.envelope, j.delay_ms, j.idempotency_key or "")
+                    if first_send:
+                        fresh = fresh and j.own_id
+                        j.own_id = False
                 args = (
                     -1 if limit is None else limit,
                     self.opt.idempotency_ttl_ms,
                     self.opt.wake_cap,
+                    "1" if fresh else "0",
                     _blob(flat),
                 )
                 plan.calls.append(Call(self.sc.enqueue, keys, args))

@@ -152,11 +152,13 @@ class RedisBroker:
     ) -> list[EnqueueResult]:
         if not jobs:
             return []
-        plan = self.ops.enqueue(jobs, max_length)
-        # the lean path (results built while Redis runs the calls); the generic one on anything unusual
+        # the lean path (one send, no retry: results built while Redis runs the calls); the generic
+        # one on anything unusual, rebuilt so that its resends check for jobs the first send made
+        plan = self.ops.enqueue(jobs, max_length, first_send=True)
         sent = self._direct.run_all(plan.calls, lambda: created(jobs))
         if sent is not None:
             return self.ops.parse_enqueue(jobs, plan, sent[0], sent[1])
+        plan = self.ops.enqueue(jobs, max_length)
         return self.ops.parse_enqueue(jobs, plan, run_many(self.client, plan.calls))
 
     def reserve(self, queues: Sequence[str], n: int, lease_ms: int) -> ReserveBatch:

@@ -162,3 +162,63 @@ def test_bulk_enqueue_that_fills_its_queue_says_which_jobs_were_written(sync_bro
     with pytest.raises(QueueFull, match="nothing was written") as caught:
         sync_broker.enqueue(_bulk("g", 300), max_length={"default": 1200})
     assert caught.value.enqueued == []
+
+
+def _own(prefix: str, n: int, delay_ms: int = 0) -> list[NewJob]:
+    """Jobs as the client builds them: ids it drew itself (``own_id``), so a first send skips the check."""
+    return [NewJob(f"{prefix}{i}", "default", b"e", delay_ms, None, True) for i in range(n)]
+
+
+@pytest.mark.parametrize("n", [1, 1500], ids=["single", "bulk"])
+@pytest.mark.parametrize("delay_ms", [0, 60_000], ids=["ready", "delayed"])
+def test_a_first_send_whose_reply_is_lost_is_resent_with_the_existence_check(
+    sync_broker: RedisBroker, monkeypatch: pytest.MonkeyPatch, n: int, delay_ms: int
+) -> None:
+    # the first send (own ids: no existence check) runs in Redis, then its reply is lost; the generic
+    # path resends every call, which must find each job instead of writing it a second time
+    real = sync_broker._direct.run_all
+    sent: list[str] = []
+
+    def reply_lost(calls, meanwhile):  # type: ignore[no-untyped-def]
+        sent.extend(c.args[3] for c in calls)
+        real(calls, meanwhile)
+        return None
+
+    monkeypatch.setattr(sync_broker._direct, "run_all", reply_lost)
+    jobs = _own("L", n, delay_ms)
+    results = sync_broker.enqueue(jobs)
+    assert set(sent) == {"1"}, "the first send did not skip the existence check"
+    assert [r.id for r in results] == [j.id for j in jobs]
+    assert not any(r.created for r in results)  # the resend found them: created by the lost first send
+    k = sync_broker.ops.keys("default")
+    delayed = [x.decode() for x in sync_broker.client.zrange(k.delayed, 0, -1)]
+    queued = delayed if delay_ms else _ready(sync_broker)
+    assert Counter(queued) == Counter(j.id for j in jobs)
+    assert sync_broker.client.hlen(k.entries) == n + 1  # + the anchor field
+
+
+def test_a_job_handed_to_the_broker_again_is_checked(sync_broker: RedisBroker) -> None:
+    # own_id holds for one send only: the same NewJob objects sent again are found, not duplicated
+    single, bulk = _own("s", 1), _own("b", 1200)
+    assert sync_broker.enqueue(single)[0].created
+    assert all(r.created for r in sync_broker.enqueue(bulk))
+    assert not single[0].own_id and not any(j.own_id for j in bulk)
+    assert not sync_broker.enqueue(single)[0].created
+    assert not any(r.created for r in sync_broker.enqueue(bulk))
+    assert Counter(_ready(sync_broker)) == Counter(j.id for j in single + bulk)
+
+
+def test_one_by_one_and_bulk_leave_the_same_state(sync_broker: RedisBroker) -> None:
+    # Client.enqueue's one-job script path against the batch path: lists, entries, wake tokens
+    k = sync_broker.ops.keys("default")
+    r = sync_broker.client
+
+    def state() -> tuple[int, int, int, int]:
+        return r.llen(k.ready), r.zcard(k.delayed), r.hlen(k.entries), r.llen(k.wake)
+
+    for j in _own("o", 20) + _own("d", 5, 60_000):
+        sync_broker.enqueue([j])
+    one_by_one = state()
+    r.delete(k.ready, k.delayed, k.entries, k.wake)
+    sync_broker.enqueue(_own("o", 20) + _own("d", 5, 60_000))
+    assert state() == one_by_one == (20, 5, 26, sync_broker.ops.opt.wake_cap)
