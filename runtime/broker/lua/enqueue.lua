@@ -85,30 +85,33 @@ local wake_cap = tonumber(ARGV[3])
 
 -- pass 1: decide, write nothing
 -- One multi-key EXISTS (records) and one HMGET (entries) answer "does any id of the batch exist";
--- only when EXISTS counts some does each id get its own EXISTS.
-local jks, ids = {}, {}
-local nj = 0
-for i = 1, #a, 4 do
-  nj = nj + 1
-  ids[nj] = a[i]
-  jks[nj] = jp .. a[i]
-end
+-- only when EXISTS counts some does each id get its own EXISTS. A fresh batch skips all of it, and
+-- builds no key per job: its ids are new, and distinct (drawn at random, 96 bits each).
 local some = 0
-local taken = {}
-for s = 1, fresh and 0 or nj, 1000 do  -- bounded unpack: Lua's stack limit is ~8000 values
-  local e = math.min(s + 999, nj)
-  some = some + redis.call('EXISTS', unpack(jks, s, e))
-  local got = redis.call('HMGET', ents, unpack(ids, s, e))
-  for k = 1, #got do
-    if got[k] then taken[ids[s + k - 1]] = true end
+local taken, seen_id = {}, {}
+if not fresh then
+  local jks, ids = {}, {}
+  local nj = 0
+  for i = 1, #a, 4 do
+    nj = nj + 1
+    ids[nj] = a[i]
+    jks[nj] = jp .. a[i]
+  end
+  for s = 1, nj, 1000 do  -- bounded unpack: Lua's stack limit is ~8000 values
+    local e = math.min(s + 999, nj)
+    some = some + redis.call('EXISTS', unpack(jks, s, e))
+    local got = redis.call('HMGET', ents, unpack(ids, s, e))
+    for k = 1, #got do
+      if got[k] then taken[ids[s + k - 1]] = true end
+    end
   end
 end
 local out, new, nn = {0}, {}, 0
-local seen_id, seen_key = {}, {}
+local seen_key = {}
 for i = 1, #a, 4 do
   local id, ikey = a[i], a[i + 3]
   local existing = nil
-  if seen_id[id] or taken[id] or (some > 0 and redis.call('EXISTS', jks[(i + 3) / 4]) == 1) then
+  if not fresh and (seen_id[id] or taken[id] or (some > 0 and redis.call('EXISTS', jp .. id) == 1)) then
     existing = id
   elseif ikey ~= '' then
     local prior = redis.call('GET', ip .. ikey)
@@ -122,7 +125,7 @@ for i = 1, #a, 4 do
     out[#out + 1] = (i + 3) / 4
     out[#out + 1] = existing
   else
-    seen_id[id] = true
+    if not fresh then seen_id[id] = true end
     if ikey ~= '' then seen_key[ikey] = id end
     nn = nn + 1
     new[nn] = i
@@ -166,7 +169,8 @@ end
 local stamp = struct.pack('>I6', now)  -- every entry of the call starts with it
 local ent_args, ne = {}, 0  -- field, value pairs; each HSET adds the anchor
 local due, nd = {}, 0  -- ZADD arguments (score, id) of the delayed jobs
-for _, i in ipairs(new) do
+for k = 1, nn do
+  local i = new[k]
   local id, env, delay, ikey = a[i], a[i + 1], a[i + 2], a[i + 3]
   local h = nil  -- the record, for a job that gets one here
   if delay <= 0 and parked then
@@ -197,7 +201,7 @@ for _, i in ipairs(new) do
       h[#h + 1] = ikey
       redis.call('SET', ip .. ikey, id, 'PX', idem_ttl + math.max(delay, 0))
     end
-    redis.call('HSET', jks[(i + 3) / 4], unpack(put_env(h, env)))
+    redis.call('HSET', jp .. id, unpack(put_env(h, env)))
   end
 end
 -- bounded unpack (Lua's stack limit is ~8000 values): 1000 jobs per command; steps of 2000 keep

@@ -114,7 +114,8 @@ for q = 0, nq - 1 do
     budget = budget - #ids
     local pv = redis.call('HMGET', ents, unpack(ids))  -- <= 1000 ids: within Lua's unpack limit
     local taken, nt = {}, 0
-    for k, id in ipairs(ids) do
+    for k = 1, #ids do  -- a numeric loop: ipairs calls a C function per step
+      local id = ids[k]
       local jk = jp .. id
       local v = pv[k]
       if v then  -- first lease of a job with an entry: its record is born here
@@ -123,8 +124,12 @@ for q = 0, nq - 1 do
           last_stamp, last_enq = stamp, entry_ms(v, nows)
         end
         local env = entry_env(v)
-        redis.call('HSET', jk, unpack(put_env(
-          {'state', 'running', 'env', env, 'enq', last_enq, 'sta', nows, 'tok', '1'}, env)))
+        if #env <= 64 then  -- one piece (most jobs): no argument table to build and unpack
+          redis.call('HSET', jk, 'state', 'running', 'env', env, 'enq', last_enq, 'sta', nows, 'tok', '1')
+        else
+          redis.call('HSET', jk, unpack(put_env(
+            {'state', 'running', 'env', env, 'enq', last_enq, 'sta', nows, 'tok', '1'}, env)))
+        end
         nt = nt + 1
         taken[nt] = id
         zadd[#zadd + 1] = dls
