@@ -137,14 +137,24 @@ class _Builder:
         items = list(items)
         ids = new_job_ids(len(items))
         out = []
+        flat, plain = self.encoder.flat, self._plain
         for item, job_id in zip(items, ids, strict=True):
+            if len(item) == 2 or (len(item) == 3 and not item[2]):
+                # (task, args) of a task seen before, scalar args: one call per job instead of build()'s
+                # five; anything else (options, kwargs, a new task, a refusal) takes build()
+                cached = plain.get(item[0])
+                if cached is not None:
+                    envelope = flat(cached[1], item[1])
+                    if envelope is not None:
+                        out.append(NewJob(job_id, cached[0], envelope, 0, None, True))
+                        continue
             args: Sequence[Any] = item[1] if len(item) > 1 else ()
             kwargs: Mapping[str, Any] = item[2] if len(item) > 2 else _NO_OPTIONS
             out.append(self.build(item[0], args, kwargs, job_id))
         return out
 
 
-#: most jobs one coalesced send carries (= the broker's script chunk: one script call per queue)
+#: most jobs one coalesced send carries (one pipelined round trip of ENQUEUE_CHUNK-job script calls per queue)
 BATCH_MAX = 1000
 _Pending = tuple[NewJob, "asyncio.Future[AsyncJob]"]
 

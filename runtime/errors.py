@@ -51,9 +51,9 @@ class BrokerConnectionError(BrokerError):
 class QueueFull(BrokerError):
     """Admission control: the queue is at ``max_length``.
 
-    One enqueue call to Redis is all or nothing, but a bulk enqueue of more than 1,000 jobs (or of
-    several queues) makes several: ``enqueued`` holds the ids of the jobs the other calls wrote
-    (empty when none were), so a caller can retry only the rest.
+    One enqueue call to Redis is all or nothing, but a bulk enqueue of more than 250 jobs
+    (``ENQUEUE_CHUNK``, or of several queues) makes several: ``enqueued`` holds the ids of the jobs
+    the other calls wrote (empty when none were), so a caller can retry only the rest.
     """
 
     def __init__(self, message: str, enqueued: list[str] | None = None) -> None:

@@ -20,12 +20,12 @@ from runtime.errors import PayloadTooLarge, SerializationError
 
 _SCALARS = (str, int, float, bool, bytes, type(None))
 #: exact types, for the fast path (``type(x) in``); subclasses take the isinstance path
-_SCALAR_TYPES = frozenset(_SCALARS)
+SCALAR_TYPES = frozenset(_SCALARS)
 
 
 def _is_flat(value: Any, t: type, max_len: int) -> bool:
     """True for a short list/tuple/str-keyed dict of scalars: the usual task arguments."""
-    scalars = _SCALAR_TYPES
+    scalars = SCALAR_TYPES
     if (t is tuple or t is list) and len(value) <= max_len:
         # plain loops: cheaper than all(<generator>) for a handful of items (hot path of every enqueue)
         for x in value:  # noqa: SIM110
@@ -46,7 +46,7 @@ def check_shape(value: Any, limits: Limits, depth: int = 1) -> None:
     ``depth`` is the depth ``value`` itself sits at (the envelope checks its args at depth 2).
     """
     t = type(value)
-    if t in _SCALAR_TYPES or (depth <= limits.max_depth and _is_flat(value, t, limits.max_container_length)):
+    if t in SCALAR_TYPES or (depth <= limits.max_depth and _is_flat(value, t, limits.max_container_length)):
         return
     stack: list[tuple[Any, int]] = [(value, depth)]
     while stack:
@@ -66,11 +66,11 @@ def _children(v: Any, max_len: int) -> list[Any]:
         for k in v:
             if type(k) is not str and not isinstance(k, str | int | bytes):
                 raise SerializationError(f"map keys must be str, int or bytes, not {type(k).__name__}")
-        return [x for x in v.values() if type(x) not in _SCALAR_TYPES]
+        return [x for x in v.values() if type(x) not in SCALAR_TYPES]
     if isinstance(v, list | tuple):
         if len(v) > max_len:
             raise SerializationError(f"a list holds {len(v)} items, over max_container_length {max_len}")
-        return [x for x in v if type(x) not in _SCALAR_TYPES]
+        return [x for x in v if type(x) not in SCALAR_TYPES]
     raise SerializationError(f"cannot serialize {type(v).__name__} (msgpack natives only; no pickle)")
 
 

@@ -9,8 +9,8 @@ credentials, TLS, timeouts, Sentinel master lookup). It is not one of the pool's
 connections: holding one of those would leave one fewer for everything else, and a call that fits
 the pool today must not start failing with "Too many connections".
 
-A bulk enqueue of several script calls sends them all in that one write and builds its results
-while Redis runs them.
+A bulk enqueue writes each script call as soon as it is built (Redis runs one while the client
+builds the next) and builds its results while Redis runs the last.
 
 It only ever takes the easy case. Whatever else happens (another thread holds the connection, a
 connection or timeout error, NOSCRIPT after a server restart, a cluster client) it answers
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from redis import exceptions as rexc
@@ -64,14 +64,16 @@ class DirectCaller:
             head = self._heads[shape] = b"*%d\r\n" % (3 + len(call.keys) + len(call.args)) + body
         return head
 
-    def run_all(self, calls: Sequence[Call], meanwhile: Callable[[], T]) -> tuple[list[Any], T] | None:
+    def run_all(self, calls: Iterable[Call], meanwhile: Callable[[], T]) -> tuple[list[Any], T] | None:
         """Every call's reply in order and what ``meanwhile()`` returned; ``None``: take the generic path.
 
         The last argument of each call must be bytes (the enqueue blob).
 
-        All calls go out in one write, and ``meanwhile`` runs while Redis executes them: a bulk enqueue
-        prepares its results there instead of after the last reply (Redis needs milliseconds per
-        1,000-job call, the client about as long to build the results, so the two overlap). An error
+        Each call is written as soon as ``calls`` yields it, so a lazily built bulk overlaps with
+        Redis: the client builds call n + 1 while Redis runs call n. ``meanwhile`` runs after the
+        last write, while Redis executes what is left: a bulk enqueue prepares its results there
+        instead of after the last reply. Replies are read only then (they are small: a count per
+        call, plus the jobs that already existed). An error
         reply to any call (NOSCRIPT after a server restart, ...) answers ``None`` with the connection
         dropped, like a connection error: the generic path reruns every call, which the enqueue
         script makes safe (a job that the first attempt created is found by its id, not made twice).
@@ -87,13 +89,14 @@ class DirectCaller:
             if conn is None:
                 pool = self._pool
                 conn = self._conn = pool.connection_class(**pool.connection_kwargs)
-            out: list[bytes] = []
+            n = 0
             for call in calls:
                 last: bytes = call.args[-1]
-                out.append(b"%s$%d\r\n%s\r\n" % (self._head(call), len(last), last))
-            conn.send_packed_command(out)
+                # a list: send_packed_command would iterate a bare bytes object int by int
+                conn.send_packed_command([b"%s$%d\r\n%s\r\n" % (self._head(call), len(last), last)], False)
+                n += 1
             during = meanwhile()
-            replies = [conn.read_response() for _ in calls]
+            replies = [conn.read_response() for _ in range(n)]
             return replies, during
         except (rexc.ConnectionError, rexc.TimeoutError):
             return None  # already disconnected by redis-py: the generic path retries with backoff

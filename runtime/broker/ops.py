@@ -9,7 +9,7 @@ and ``AsyncRedisBroker`` only move these calls over the wire, so their semantics
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +48,10 @@ class BrokerOptions:
     max_block: float = 5.0  # longest BLPOP park (kept below the socket timeout)
 
 
-ENQUEUE_CHUNK = 1000  # jobs per enqueue script call
+#: jobs per enqueue script call: small enough that the sync client builds the next call while Redis
+#: runs one (``RedisBroker.enqueue``), large enough that the per-call cost stays small (server
+#: instructions per bulk job: 10.6k at 1,000, 10.8k at 250, 11.3k at 100)
+ENQUEUE_CHUNK = 250
 ACK_CHUNK = 1000  # completions per ack script call
 RESERVE_MAX = 1000  # jobs leased per reserve script call
 
@@ -140,13 +143,28 @@ class Ops:
                 _blob([j.id, j.envelope, j.delay_ms, j.idempotency_key or ""]),
             )
             return EnqueuePlan([Call(self.sc.enqueue, self._enqueue_keys(j.queue), args)], [[0]])
+        plan = EnqueuePlan([], [])
+        for _ in self.enqueue_calls(jobs, max_length, plan, first_send=first_send):
+            pass
+        return plan
+
+    def enqueue_calls(
+        self,
+        jobs: Sequence[NewJob],
+        max_length: dict[str, int] | None,
+        plan: EnqueuePlan,
+        *,
+        first_send: bool = False,
+    ) -> Iterator[Call]:
+        """The calls of ``enqueue`` one at a time, each recorded in ``plan`` before it is yielded, so
+        that a caller can send one while the next is built."""
+        limits = max_length or {}
         by_queue: dict[str, list[int]] = {}
         for i, j in enumerate(jobs):
             members = by_queue.get(j.queue)
             if members is None:
                 members = by_queue[j.queue] = []
             members.append(i)
-        plan = EnqueuePlan([], [])
         for q, members in by_queue.items():
             keys = self._enqueue_keys(q)
             limit = limits.get(q)
@@ -167,9 +185,10 @@ class Ops:
                     "1" if fresh else "0",
                     _blob(flat),
                 )
-                plan.calls.append(Call(self.sc.enqueue, keys, args))
+                call = Call(self.sc.enqueue, keys, args)
+                plan.calls.append(call)
                 plan.members.append(chunk)
-        return plan
+                yield call
 
     @staticmethod
     def parse_enqueue(

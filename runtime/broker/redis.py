@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from runtime.broker.base import (
@@ -32,7 +32,7 @@ from runtime.broker.base import (
 )
 from runtime.broker.direct import DirectCaller
 from runtime.broker.keys import JobField, QueueKeys
-from runtime.broker.ops import RESERVE_MAX, BrokerOptions, Ops
+from runtime.broker.ops import RESERVE_MAX, BrokerOptions, EnqueuePlan, Ops
 from runtime.broker.replies import created, entry_ms, parse_job, pick_record
 from runtime.broker.scripts import REDIS_ERRORS, Call, arun, arun_many, run, run_many, translate
 from runtime.broker.wire import Wire
@@ -152,10 +152,16 @@ class RedisBroker:
     ) -> list[EnqueueResult]:
         if not jobs:
             return []
-        # the lean path (one send, no retry: results built while Redis runs the calls); the generic
-        # one on anything unusual, rebuilt so that its resends check for jobs the first send made
-        plan = self.ops.enqueue(jobs, max_length, first_send=True)
-        sent = self._direct.run_all(plan.calls, lambda: created(jobs))
+        # the lean path (one send, no retry; a bulk's calls are built while Redis runs the ones
+        # before, and the results while it runs the last); the generic one on anything unusual,
+        # rebuilt so that its resends check for jobs the first send made
+        if len(jobs) == 1:
+            plan = self.ops.enqueue(jobs, max_length, first_send=True)
+            calls: Iterable[Call] = plan.calls
+        else:
+            plan = EnqueuePlan([], [])
+            calls = self.ops.enqueue_calls(jobs, max_length, plan, first_send=True)
+        sent = self._direct.run_all(calls, lambda: created(jobs))
         if sent is not None:
             return self.ops.parse_enqueue(jobs, plan, sent[0], sent[1])
         plan = self.ops.enqueue(jobs, max_length)

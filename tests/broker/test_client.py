@@ -104,6 +104,32 @@ def test_refusals_write_nothing(client: Client) -> None:
     assert client.broker.stats("default").ready == 0
 
 
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [(("add", ("x" * 5000,)), PayloadTooLarge), (("add", ([[[[[[[[[1]]]]]]]]],)), SerializationError),
+     (("add", (object(),)), SerializationError), (("add", (2**70,)), SerializationError),
+     (("add", "ab"), SerializationError), (("add", (1,), {"_nope": 1}), TypeError)],
+    ids=["too-large", "too-deep", "not-native", "int-overflow", "args-not-a-sequence", "bad-option"],
+)
+def test_a_bad_item_among_cached_plain_ones_refuses_the_batch(
+    client: Client, bad: tuple[object, ...], error: type[Exception]
+) -> None:
+    # enqueue_many's fast path (a cached task, scalar args) must hand every refusal to build()
+    client.enqueue("add", 0)
+    with pytest.raises(error):
+        client.enqueue_many([("add", (1,)), ("add", [2, "x"], {}), bad, ("add", (3,))])  # type: ignore[list-item]
+    assert client.broker.stats("default").ready == 1
+
+
+def test_enqueue_many_envelopes_are_those_of_enqueue(client: Client) -> None:
+    specs = [("add", (1, "a", None, b"b", 2.5, True)), ("add", [7], {}), ("add", (), {"k": 1}),
+             ("add", (1,), {"_max_retries": 2})]
+    many = client.builder.many(specs)  # type: ignore[arg-type]
+    one = [client.builder.build(s[0], s[1], s[2] if len(s) > 2 else {}) for s in specs]  # type: ignore[misc]
+    assert [j.envelope for j in many] == [j.envelope for j in one]
+    assert [j.queue for j in many] == [j.queue for j in one] and all(j.own_id for j in many)
+
+
 def test_queue_full(client: Client) -> None:
     client.enqueue_many([("add", (i,)) for i in range(50)])
     with pytest.raises(QueueFull):

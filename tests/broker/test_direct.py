@@ -134,7 +134,7 @@ def _bulk(prefix: str, n: int, queue: str = "default") -> list[NewJob]:
 
 
 def test_bulk_enqueue_takes_the_held_connection_and_reports_duplicates(sync_broker: RedisBroker) -> None:
-    # 2,500 jobs: three script calls of one queue, sent in one write
+    # 2,500 jobs: ten script calls of one queue, each written as soon as it is built
     assert sync_broker._direct._conn is None
     assert all(r.created for r in sync_broker.enqueue(_bulk("x", 1200)))
     assert sync_broker._direct._conn is not None, "the direct path was not taken"
@@ -153,14 +153,17 @@ def test_bulk_enqueue_after_script_flush_reruns_every_call_once(sync_broker: Red
 
 
 def test_bulk_enqueue_that_fills_its_queue_says_which_jobs_were_written(sync_broker: RedisBroker) -> None:
-    # max_length is checked per script call (at most 1,000 jobs): the first call fits, the second not
+    # max_length is checked per script call (at most ENQUEUE_CHUNK = 250 jobs): four calls fit, two not
     jobs = _bulk("f", 1500)
     with pytest.raises(QueueFull, match="1000 of 1500 jobs were written") as caught:
         sync_broker.enqueue(jobs, max_length={"default": 1200})
     assert caught.value.enqueued == [f"f{i}" for i in range(1000)]
     assert _ready(sync_broker) == caught.value.enqueued
+    with pytest.raises(QueueFull, match="50 of 300 jobs were written") as caught:
+        sync_broker.enqueue(_bulk("g", 300), max_length={"default": 1200})  # 250 do not fit, then 50 do
+    assert caught.value.enqueued == [f"g{i}" for i in range(250, 300)]
     with pytest.raises(QueueFull, match="nothing was written") as caught:
-        sync_broker.enqueue(_bulk("g", 300), max_length={"default": 1200})
+        sync_broker.enqueue(_bulk("h", 300), max_length={"default": 1050})  # 1,050 queued now
     assert caught.value.enqueued == []
 
 
@@ -180,6 +183,7 @@ def test_a_first_send_whose_reply_is_lost_is_resent_with_the_existence_check(
     sent: list[str] = []
 
     def reply_lost(calls, meanwhile):  # type: ignore[no-untyped-def]
+        calls = list(calls)
         sent.extend(c.args[3] for c in calls)
         real(calls, meanwhile)
         return None
