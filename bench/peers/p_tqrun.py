@@ -28,7 +28,7 @@ SETTINGS = {
     "mixed": "--workers 1 --concurrency 100 (+ backpressure.max_concurrent_tasks 100 by env; prod: 64)",
     "common": "pipelines/prod.yaml as shipped + bench tasks (async def, timeout 5s, retries max 5); "
               "logging info/json, metrics, HTTP, scheduler on",
-    "bulk": "Client.enqueue_many (one round trip per 1,000)",
+    "bulk": "Client.enqueue_many per 1,000 (four 250-job script calls, one round trip)",
 }
 BULK_HOW = "enqueue_many"
 TASKS = {"noop": "bench_noop", "sleep": "bench_sleep", "delayed": "bench_noop"}
