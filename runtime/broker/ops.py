@@ -128,21 +128,6 @@ class Ops:
         It clears ``own_id`` of every job, so that the same job handed to the broker again is
         checked. Any path that may resend a call must leave it False.
         """
-        limits = max_length or {}
-        if len(jobs) == 1:  # Client.enqueue: no grouping
-            j = jobs[0]
-            limit = limits.get(j.queue)
-            fresh = first_send and j.own_id
-            if first_send:
-                j.own_id = False
-            args = (
-                -1 if limit is None else limit,
-                self.opt.idempotency_ttl_ms,
-                self.opt.wake_cap,
-                "1" if fresh else "0",
-                _blob([j.id, j.envelope, j.delay_ms, j.idempotency_key or ""]),
-            )
-            return EnqueuePlan([Call(self.sc.enqueue, self._enqueue_keys(j.queue), args)], [[0]])
         plan = EnqueuePlan([], [])
         for _ in self.enqueue_calls(jobs, max_length, plan, first_send=first_send):
             pass
@@ -159,6 +144,12 @@ class Ops:
         """The calls of ``enqueue`` one at a time, each recorded in ``plan`` before it is yielded, so
         that a caller can send one while the next is built."""
         limits = max_length or {}
+        if len(jobs) == 1:  # Client.enqueue: no grouping, no chunking
+            call = self._enqueue_call(jobs[0].queue, limits, jobs, first_send)
+            plan.calls.append(call)
+            plan.members.append([0])
+            yield call
+            return
         by_queue: dict[str, list[int]] = {}
         for i, j in enumerate(jobs):
             members = by_queue.get(j.queue)
@@ -166,29 +157,33 @@ class Ops:
                 members = by_queue[j.queue] = []
             members.append(i)
         for q, members in by_queue.items():
-            keys = self._enqueue_keys(q)
-            limit = limits.get(q)
             for start in range(0, len(members), ENQUEUE_CHUNK):
                 chunk = members[start : start + ENQUEUE_CHUNK]
-                flat: list[Any] = []
-                fresh = first_send
-                for i in chunk:
-                    j = jobs[i]
-                    flat += (j.id, j.envelope, j.delay_ms, j.idempotency_key or "")
-                    if first_send:
-                        fresh = fresh and j.own_id
-                        j.own_id = False
-                args = (
-                    -1 if limit is None else limit,
-                    self.opt.idempotency_ttl_ms,
-                    self.opt.wake_cap,
-                    "1" if fresh else "0",
-                    _blob(flat),
-                )
-                call = Call(self.sc.enqueue, keys, args)
+                call = self._enqueue_call(q, limits, [jobs[i] for i in chunk], first_send)
                 plan.calls.append(call)
                 plan.members.append(chunk)
                 yield call
+
+    def _enqueue_call(
+        self, queue: str, limits: dict[str, int], jobs: Sequence[NewJob], first_send: bool
+    ) -> Call:
+        """One enqueue script call for ``jobs`` (one queue, at most ``ENQUEUE_CHUNK``); see ``enqueue``
+        for ``first_send``."""
+        flat: list[Any] = []
+        fresh = first_send
+        for j in jobs:
+            flat += (j.id, j.envelope, j.delay_ms, j.idempotency_key or "")
+            if first_send:
+                fresh = fresh and j.own_id
+                j.own_id = False
+        args = (
+            limits.get(queue, -1),  # -1: no max_length
+            self.opt.idempotency_ttl_ms,
+            self.opt.wake_cap,
+            "1" if fresh else "0",
+            _blob(flat),
+        )
+        return Call(self.sc.enqueue, self._enqueue_keys(queue), args)
 
     @staticmethod
     def parse_enqueue(

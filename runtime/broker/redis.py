@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from runtime.broker.base import (
@@ -155,12 +155,8 @@ class RedisBroker:
         # the lean path (one send, no retry; a bulk's calls are built while Redis runs the ones
         # before, and the results while it runs the last); the generic one on anything unusual,
         # rebuilt so that its resends check for jobs the first send made
-        if len(jobs) == 1:
-            plan = self.ops.enqueue(jobs, max_length, first_send=True)
-            calls: Iterable[Call] = plan.calls
-        else:
-            plan = EnqueuePlan([], [])
-            calls = self.ops.enqueue_calls(jobs, max_length, plan, first_send=True)
+        plan = EnqueuePlan([], [])
+        calls = self.ops.enqueue_calls(jobs, max_length, plan, first_send=True)
         sent = self._direct.run_all(calls, lambda: created(jobs))
         if sent is not None:
             return self.ops.parse_enqueue(jobs, plan, sent[0], sent[1])
