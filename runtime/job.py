@@ -49,10 +49,13 @@ def new_job_id() -> str:
     """16 URL-safe base64 characters: 96 random bits, in 16 bytes where a hex uuid4 (122 bits) takes 32.
 
     96 bits is what Sidekiq's job ids carry: among the jobs alive at once (records expire) a collision
-    is out of reach, and enqueue checks the id anyway (a taken id answers the existing job, it never
-    overwrites it). The id is stored several times per job (ready list, entry or record key,
-    lease), so its length is memory: 16 characters keep a hash field and a list entry in the smallest
-    allocation that holds them. The alphabet (``A-Za-z0-9-_``) passes the name check ids share with
+    is out of reach (a billion live jobs: about 1 in 10^11), which is what lets the first send of an
+    id drawn here skip enqueue's existence check (``NewJob.own_id``). A resend, and any id a caller
+    chose, is checked: a taken id answers the existing job, it never overwrites it.
+
+    The id is stored several times per job (ready list, entry or record key, lease), so its length is
+    memory: 16 characters keep a hash field and a list entry in the smallest allocation that holds
+    them. The alphabet (``A-Za-z0-9-_``) passes the name check ids share with
     queues and tasks.
     """
     return binascii.b2a_base64(os.urandom(_ID_BYTES), newline=False).translate(_URLSAFE).decode()
