@@ -32,7 +32,7 @@ from runtime.config.model import ScheduleSettings, Settings
 from runtime.gctune import tune_gc
 from runtime.registry import Registry
 from runtime.scheduler import Scheduler
-from runtime.supervisor import Controller, Supervisor
+from runtime.supervisor import SERVING, WANT_SUCCESSOR, Controller, Supervisor, tell
 from runtime.types import WorkerStats
 from runtime.worker import JobCodec, Worker
 from runtime.worker.guard import install_unraisable_hook, loop_exception_handler
@@ -47,6 +47,7 @@ class WorkerLaunch:
     burst: bool
     run_id: str
     sys_path: tuple[str, ...]
+    channel: int | None = None  # write end of the supervisor's channel (runtime.supervisor.tell)
 
 
 # -- the job envelope (runtime.job, issue 3) ----------------------------------------------------
@@ -97,7 +98,7 @@ def stats_publisher(settings: Settings) -> Callable[[WorkerStats], None]:
     return publisher(settings)
 
 
-def build_worker(settings: Settings, worker_id: str) -> Worker:
+def build_worker(settings: Settings, worker_id: str, channel: int | None = None) -> Worker:
     from runtime.broker.connection import connect, connect_async
 
     return Worker(
@@ -108,6 +109,8 @@ def build_worker(settings: Settings, worker_id: str) -> Worker:
         job_codec(settings),
         worker_id=worker_id,
         publish_stats=stats_publisher(settings),
+        request_successor=lambda: tell(channel, WANT_SUCCESSOR),
+        on_serving=lambda: tell(channel, SERVING),
     )
 
 
@@ -115,7 +118,7 @@ async def _serve(launch: WorkerLaunch) -> int:
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(loop_exception_handler)
     worker_id = f"{launch.run_id}-{launch.slot}-{os.getpid()}"
-    worker = build_worker(launch.settings, worker_id)
+    worker = build_worker(launch.settings, worker_id, launch.channel)
     tune_gc()  # after the task modules are imported: they are long-lived
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.request_stop)
@@ -156,14 +159,17 @@ def worker_main() -> None:
     os._exit(code)
 
 
-def launcher(settings: Settings, *, burst: bool, run_id: str) -> Callable[[int], subprocess.Popen[bytes]]:
-    """``launch(slot) -> Popen`` for the supervisor."""
+def launcher(
+    settings: Settings, *, burst: bool, run_id: str
+) -> Callable[[int, int], subprocess.Popen[bytes]]:
+    """``launch(slot, channel) -> Popen`` for the supervisor."""
 
-    def launch(slot: int) -> subprocess.Popen[bytes]:
-        record = WorkerLaunch(settings, slot, burst, run_id, tuple(sys.path))
+    def launch(slot: int, channel: int) -> subprocess.Popen[bytes]:
+        record = WorkerLaunch(settings, slot, burst, run_id, tuple(sys.path), channel)
         proc = subprocess.Popen(
             [sys.executable, "-c", "from runtime.app import worker_main; worker_main()"],
             stdin=subprocess.PIPE,
+            pass_fds=(channel,),  # the same fd number in the child
         )
         assert proc.stdin is not None
         proc.stdin.write(pickle.dumps(record))

@@ -11,15 +11,23 @@ recovered by the scheduler's sweep. What it guarantees:
 - ``--burst``: workers exit 0 once the queues are drained; the supervisor asks ``is_drained()`` and
   starts another round if work appeared meanwhile (retries, other producers), else exits 0;
 - ``scale_to(n)`` (from the autoscaler controller, ``desired(current) -> int`` every interval):
-  scale-down drains the highest slots gracefully.
+  scale-down drains the highest slots gracefully;
+- recycling (``max_tasks_per_child``) leaves no gap in service: a worker that reaches its limit
+  says so on its channel and keeps serving; the supervisor starts its successor in the same slot
+  and SIGTERMs (drains) the old process once the successor says it is serving. Restarting only
+  after the exit left the slot empty for the whole start-up of a Python process (imports, task
+  modules, connections), every 100,000 jobs with prod.yaml (docs/running.md has the figures).
 
-Processes are started by an injected ``launch(slot) -> Popen`` (the composition root decides how a
-worker process is built), so this module stays free of broker and config wiring.
+Processes are started by an injected ``launch(slot, channel) -> Popen`` (the composition root
+decides how a worker process is built), so this module stays free of broker and config wiring.
+``channel`` is the write end of a pipe the child may keep (``pass_fds``) to send the one-byte
+messages below; a child that never writes is supervised the plain way.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 import threading
@@ -34,6 +42,20 @@ from loguru import logger
 YOUNG = 5.0  # a worker dying younger than this counts toward the crash back-off
 BACKOFF_BASE = 0.1
 BACKOFF_MAX = 10.0
+
+#: child -> supervisor, one byte each on the channel
+SERVING = b"s"  # set up and reserving: a predecessor of this slot may drain now
+WANT_SUCCESSOR = b"r"  # reached max_tasks_per_child: start my successor, I serve until SIGTERM
+
+
+def tell(channel: int | None, message: bytes) -> bool:
+    """Child side: send ``message`` to the supervisor; False when there is no one to hear it."""
+    if channel is None:
+        return False
+    try:
+        return os.write(channel, message) == len(message)
+    except OSError:  # supervisor gone (EPIPE) or the fd was not passed down
+        return False
 
 
 class Controller(Protocol):
@@ -53,12 +75,23 @@ class _Slot:
     done: bool = False  # burst: exited 0 after draining the queues
     restarts: int = 0
     pids: list[int] = field(default_factory=list)
+    channel: int | None = None  # read end of proc's channel
+
+
+@dataclass(slots=True)
+class _Retiring:
+    """A process that asked for its successor: it serves until SIGTERMed, then drains."""
+
+    index: int
+    proc: subprocess.Popen[bytes]
+    channel: int | None
+    told: bool = False  # SIGTERM sent
 
 
 class Supervisor:
     def __init__(
         self,
-        launch: Callable[[int], subprocess.Popen[bytes]],
+        launch: Callable[[int, int], subprocess.Popen[bytes]],
         processes: int,
         *,
         shutdown_grace: float,
@@ -79,6 +112,7 @@ class Supervisor:
         self.tick = tick
         self.young = young
         self.slots: dict[int, _Slot] = {}
+        self.retiring: list[_Retiring] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._next_control = time.monotonic() + controller_interval
@@ -98,7 +132,8 @@ class Supervisor:
 
     @property
     def pids(self) -> list[int]:
-        return [s.proc.pid for s in self.slots.values() if s.proc is not None and s.proc.poll() is None]
+        procs = [s.proc for s in self.slots.values()] + [r.proc for r in self.retiring]
+        return [p.pid for p in procs if p is not None and p.poll() is None]
 
     def live(self) -> int:
         return sum(
@@ -127,6 +162,7 @@ class Supervisor:
         logger.info("supervisor starting {} worker process(es)", self.target)
         while not self._stop.is_set():
             now = time.monotonic()
+            self._listen(now)
             self._reap(now)
             if self.burst and self._burst_finished():
                 logger.info("burst complete: queues drained")
@@ -136,13 +172,39 @@ class Supervisor:
             self._stop.wait(self.tick)
         return self._shutdown()
 
+    def _listen(self, now: float) -> None:
+        """Act on the children's messages: hand a recycling slot over to a new process."""
+        for slot in list(self.slots.values()):
+            heard = _read(slot.channel)
+            if not heard or slot.proc is None:
+                continue
+            if SERVING in heard:
+                for old in self.retiring:
+                    if old.index == slot.index and not old.told:
+                        logger.info("worker {} (pid {}) serving: draining its predecessor (pid {})",
+                                    slot.index, slot.proc.pid, old.proc.pid)  # fmt: skip
+                        _terminate(old)
+            if WANT_SUCCESSOR in heard and not slot.draining and not self._stop.is_set():
+                logger.info("worker {} (pid {}) reached max_tasks_per_child: starting its successor",
+                            slot.index, slot.proc.pid)  # fmt: skip
+                self.retiring.append(_Retiring(slot.index, slot.proc, slot.channel))
+                slot.proc, slot.channel = None, None
+                slot.failures, slot.restart_at = 0, now  # _reconcile starts the successor this tick
+
     def _reap(self, now: float) -> None:
+        for old in [r for r in self.retiring if r.proc.poll() is not None]:
+            self.retiring.remove(old)
+            _close(old.channel)
+            code = old.proc.returncode
+            logger.info("worker {} (pid {}) retired, {}", old.index, old.proc.pid, _describe(code))
         for slot in list(self.slots.values()):
             proc = slot.proc
             if proc is None or proc.poll() is None:
                 continue
             code = proc.returncode
             slot.proc = None
+            _close(slot.channel)
+            slot.channel = None
             if slot.draining:
                 logger.info("worker {} (pid {}) drained, exit {}", slot.index, proc.pid, code)
                 del self.slots[slot.index]
@@ -198,13 +260,19 @@ class Supervisor:
                 self._start(slot, now)
 
     def _start(self, slot: _Slot, now: float) -> None:
+        read, write = os.pipe()
         try:
-            slot.proc = self.launch(slot.index)
+            slot.proc = self.launch(slot.index, write)
         except Exception as exc:
+            os.close(read)
             slot.failures += 1
             slot.restart_at = now + min(BACKOFF_MAX, BACKOFF_BASE * 2**slot.failures)
             logger.error("cannot start worker {}: {!r}", slot.index, exc)
             return
+        finally:
+            os.close(write)  # the child holds its own copy: EOF here once it is gone
+        os.set_blocking(read, False)
+        slot.channel = read
         slot.started = now
         slot.pids.append(slot.proc.pid)
         if len(slot.pids) > 1:
@@ -215,6 +283,9 @@ class Supervisor:
         if slot.draining:
             return
         slot.draining = True
+        for old in self.retiring:
+            if old.index == slot.index:
+                _terminate(old)
         if slot.proc is None:
             del self.slots[slot.index]
             return
@@ -224,7 +295,8 @@ class Supervisor:
     # -- shutdown -------------------------------------------------------------------------
 
     def _shutdown(self) -> int:
-        procs = [s.proc for s in self.slots.values() if s.proc is not None and s.proc.poll() is None]
+        every = [s.proc for s in self.slots.values()] + [r.proc for r in self.retiring]
+        procs = [p for p in every if p is not None and p.poll() is None]
         for p in procs:
             with contextlib.suppress(ProcessLookupError):
                 p.send_signal(signal.SIGTERM)
@@ -244,6 +316,27 @@ class Supervisor:
         logger.info("supervisor stopped (exit {})", code)
         self.exit_code = code
         return code
+
+
+def _read(channel: int | None) -> bytes:
+    if channel is None:
+        return b""
+    try:
+        return os.read(channel, 64)  # b"" at EOF: the child is gone or never kept its end
+    except BlockingIOError:
+        return b""
+
+
+def _close(channel: int | None) -> None:
+    if channel is not None:
+        with contextlib.suppress(OSError):
+            os.close(channel)
+
+
+def _terminate(old: _Retiring) -> None:
+    old.told = True
+    with contextlib.suppress(ProcessLookupError):
+        old.proc.send_signal(signal.SIGTERM)
 
 
 def _describe(code: int) -> str:

@@ -16,6 +16,12 @@ with the policy's backoff until ``max`` retries, then ``fail`` (dead-letter) wit
 dead-letter at once with the reason. Every outcome is token-checked by the broker; a refused one
 (``Code.STALE``) is logged and dropped. Leases are extended by :class:`LeaseKeeper` in its own thread.
 
+Recycling (``max_tasks_per_child``): with a supervisor that can start a successor
+(``request_successor``), the worker asks for one when it reaches the limit and keeps serving until
+the supervisor's SIGTERM (sent once the successor is serving), or for ``HANDOVER_WAIT`` at most (a
+successor that cannot start must not keep a leaking process alive forever); without one it stops at
+the limit and the supervisor restarts it.
+
 Stop (SIGTERM, scale-down): stop reserving at once, let running jobs finish within
 ``shutdown_grace``, then release what still runs back to the head of its queue (``broker.release``).
 """
@@ -50,6 +56,9 @@ _PARK = 1.0  # longest park (seconds): the loop re-reserves at least this often 
 #: handed jobs this soon (the one it may have got is recovered when its lease expires)
 _PARKED_FLAG_MS = int(_PARK * 1000) + 500
 
+#: longest time a worker past max_tasks_per_child keeps serving while its successor starts (seconds)
+HANDOVER_WAIT = 30.0
+
 _NOOP_PUBLISH: Callable[[WorkerStats], None] = lambda _s: None  # noqa: E731
 
 
@@ -67,6 +76,8 @@ class Worker:
         worker_id: str = "worker",
         publish_stats: Callable[[WorkerStats], None] = _NOOP_PUBLISH,
         stats_interval: float = 1.0,
+        request_successor: Callable[[], bool] | None = None,
+        on_serving: Callable[[], object] | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -116,6 +127,10 @@ class Worker:
         self._stop_early = False
         self._failing_since: float | None = None
         self._slot_waiting = False
+        #: recycling: ask the supervisor for a successor (True: one is starting); called once
+        self.request_successor = request_successor
+        self.on_serving = on_serving  # set up and about to reserve (a predecessor may drain)
+        self._handover_until: float | None = None
 
     # -- configuration helpers ------------------------------------------------------------
 
@@ -162,6 +177,8 @@ class Worker:
         if not self.broker.park_as(self._inbox_id, self.queues, _PARKED_FLAG_MS):
             logger.info("queues span several cluster slots: parked workers are woken, not handed jobs")
         self.state = "running"
+        if self.on_serving is not None:
+            self.on_serving()
         background = [
             asyncio.create_task(self._flush_acks_when_parked(), name="tq-ack-flusher"),
             asyncio.create_task(
@@ -194,8 +211,7 @@ class Worker:
         assert self._stopping is not None and self._slot_free is not None
         max_tasks = self.settings.workers.max_tasks_per_child
         while not self._stopping.is_set():
-            if max_tasks and self.runner.completed >= max_tasks:
-                logger.info("worker reached max_tasks_per_child={}, recycling", max_tasks)
+            if max_tasks and self.runner.completed >= max_tasks and self._recycle_now(max_tasks):
                 return
             free = self.slots + self.prefetch - len(self.running) - len(self.runner.buffer) - self._inflight
             if free <= 0:
@@ -234,6 +250,24 @@ class Worker:
                 self._wake.set()  # other lanes may be parked: let them see it now, not in a second
                 return
             await self._park(batch)
+
+    def _recycle_now(self, max_tasks: int) -> bool:
+        """Past max_tasks_per_child: stop now, or keep serving while a successor starts."""
+        now = time.monotonic()
+        if self._handover_until is None:
+            if self.request_successor is not None and self.request_successor():
+                logger.info("worker reached max_tasks_per_child={}; serving till a successor does", max_tasks)
+                self._handover_until = now + HANDOVER_WAIT
+                return False
+            self._handover_until = now
+            logger.info("worker reached max_tasks_per_child={}, recycling", max_tasks)
+            return True
+        if now < self._handover_until:
+            return False
+        if self.request_successor is not None:
+            logger.warning("no successor took over within {:g}s: recycling anyway", HANDOVER_WAIT)
+            self.request_successor = None  # once, whichever lane gets here first
+        return True
 
     def _request(self, acks: list[Completion], n: int) -> Awaitable[tuple[list[Code], ReserveBatch]]:
         return self.broker.ack_and_reserve(acks, self.result_ttl_ms, self._reserve_order(), n, self.lease_ms)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -13,7 +14,7 @@ SLEEPER = "import signal, sys, time\nsignal.signal(signal.SIGTERM, lambda *a: sy
 
 
 def _launcher(code: str, started: list[int]):  # type: ignore[no-untyped-def]
-    def launch(slot: int) -> subprocess.Popen[bytes]:
+    def launch(slot: int, channel: int) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen([sys.executable, "-c", code])
         started.append(slot)
         return proc
@@ -101,3 +102,69 @@ def test_replaces_a_killed_worker_immediately() -> None:
     sup.request_stop()
     t.join(10)
     assert took < 1.0 and result == [0]
+
+
+# A child speaking the recycling protocol. argv: channel fd, launch number, event log. The first
+# launch serves, asks for a successor, and keeps serving until SIGTERM; later ones take 0.5 s to
+# start (a Python worker's imports), then say they serve.
+RECYCLER = """\
+import os, signal, sys, time
+channel, nth, log = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+def note(what):
+    with open(log, "a") as f:
+        f.write(f"{time.monotonic():.6f} {nth} {what}\\n")
+def stop(*_):
+    note("sigterm")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+if nth > 0:
+    time.sleep(0.5)
+note("serving")
+os.write(channel, b"s")
+if nth == 0:
+    time.sleep(0.2)
+    note("want-successor")
+    os.write(channel, b"r")
+time.sleep(60)
+"""
+
+
+def test_recycle_starts_the_successor_before_the_old_worker_stops(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    log = tmp_path / "events.txt"
+    launches: list[int] = []
+
+    def launch(slot: int, channel: int) -> subprocess.Popen[bytes]:
+        argv = [sys.executable, "-c", RECYCLER, str(channel), str(len(launches)), str(log)]
+        launches.append(slot)
+        return subprocess.Popen(argv, pass_fds=(channel,))
+
+    sup = Supervisor(launch, 1, shutdown_grace=2.0)
+    t, result = _run(sup)
+    _wait(lambda: sup.live() == 1)
+    lowest = 2
+    deadline = time.monotonic() + 10
+    # the slot is never empty: sample the live processes until the first one has retired
+    while time.monotonic() < deadline:
+        lowest = min(lowest, len(sup.pids))
+        if log.exists() and " 0 sigterm" in log.read_text() and len(sup.pids) == 1:
+            break
+        time.sleep(0.005)
+    sup.request_stop()
+    t.join(10)
+    events = [line.split() for line in log.read_text().splitlines()]
+    when = {(int(n), what): float(ts) for ts, n, what in events}
+    print(f"\nhand-over events: {events}")
+    assert launches == [0, 0] and result == [0] and lowest == 1
+    # the old process served on while its successor started, and was stopped only after it served
+    assert when[(0, "want-successor")] < when[(1, "serving")] < when[(0, "sigterm")]
+    assert (1, "sigterm") in when  # the successor is drained by the final stop, like any worker
+
+
+def test_a_child_that_cannot_hear_is_supervised_the_plain_way() -> None:
+    from runtime.supervisor import WANT_SUCCESSOR, tell
+
+    assert tell(None, WANT_SUCCESSOR) is False  # no channel: the worker recycles by exiting
+    read, write = os.pipe()
+    os.close(read)
+    assert tell(write, WANT_SUCCESSOR) is False  # supervisor gone: EPIPE, not an exception
+    os.close(write)

@@ -1,0 +1,95 @@
+"""``python -m bench.recycle``: what recycling (``max_tasks_per_child``) costs sustained throughput.
+
+prod.yaml recycles each worker process every 100,000 jobs, which at full speed is every 1.5-4 s.
+This fills a private Redis with ``--jobs`` no-op jobs (several recycles' worth), drains them with
+one worker process of the bench pipeline (prod.yaml as shipped), and compares, interleaved over
+``--reps`` rounds, the shipped limit with recycling switched off (the limit raised past the job
+count through ``TASK_QUEUE_WORKERS__MAX_TASKS_PER_CHILD``). Throughput counts from the tasks' own
+start stamps, first to last, so every recycle inside the run is paid for. Prints the medians and
+their ratio; a ratio near 1.0 means a recycle costs the queue nothing.
+
+A drain ends when the queue's stats show nothing ready, scheduled, running or dead (every job
+succeeded). The bench recorder's count can fall a little short of the job count: a worker process
+exits with ``os._exit`` after its drain, so the last ~20 ms of stamps its recorder thread had not
+shipped yet are not counted (the rate is taken over the stamps that were).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+from bench.harness import Harness
+from bench.profile import OUT
+from bench.server import BenchRedis
+from bench.systems import PEERS_DIR, TQRUN
+from bench.tqrun_pipeline import prepare
+from bench.workloads import rotated
+from runtime.broker.base import Broker
+from runtime.broker.connection import connect
+from runtime.config import load_settings
+
+ENV = "TASK_QUEUE_WORKERS__MAX_TASKS_PER_CHILD"
+
+
+def drained(broker: Broker) -> bool:
+    s = broker.stats("default")
+    return s.ready == s.scheduled == s.running == s.dead == 0
+
+
+def run_once(h: Harness, broker: Broker, jobs: int, limit: str | None) -> tuple[float, int, int]:
+    """(jobs/s, recorded executions, duplicates) of one drain of ``jobs`` pre-filled no-op jobs."""
+    if limit is None:
+        os.environ.pop(ENV, None)
+    else:
+        os.environ[ENV] = limit
+    h.flush()
+    h.produce("bulk", jobs)
+    with h.workers(1) as group:
+        deadline = time.monotonic() + 300
+        while not drained(broker):
+            group.check()
+            if time.monotonic() > deadline:
+                raise SystemExit("the queue did not drain in 300 s")
+            time.sleep(0.05)
+        time.sleep(0.3)  # the recorder ships every 20 ms
+    ex = h.executions()
+    return ex.throughput(), ex.count, ex.duplicates
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.recycle")
+    parser.add_argument("--jobs", type=int, default=400_000)
+    parser.add_argument("--reps", type=int, default=3)
+    args = parser.parse_args()
+    pipeline = prepare(OUT)
+    conditions = {"as shipped (100,000)": None, "never": str(args.jobs * 10)}
+    rates: dict[str, list[float]] = {c: [] for c in conditions}
+    server = BenchRedis().start()
+    try:
+        h = Harness(TQRUN, server.url, OUT / "logs")
+        os.environ["REDIS_URL"] = server.url  # what the pipeline's broker url template reads
+        sys.path.insert(0, str(PEERS_DIR))  # the pipeline's bench tasks must import to validate it
+        broker = connect(load_settings(pipeline))
+        for rep in range(args.reps):
+            for name in rotated(list(conditions), rep):
+                rate, count, dup = run_once(h, broker, args.jobs, conditions[name])
+                print(f"rep {rep + 1} {name}: {rate:,.0f} jobs/s ({count:,} recorded, {dup} dup)", flush=True)
+                if dup:
+                    print("  a job ran twice", file=sys.stderr)
+                    return 1
+                rates[name].append(rate)
+    finally:
+        os.environ.pop(ENV, None)
+        server.stop()
+    shipped, never = (statistics.median(rates[c]) for c in conditions)
+    print(f"jobs/s, median of {args.reps}: recycling every 100,000 {shipped:,.0f}, never {never:,.0f}: "
+          f"{shipped / never:.2f}x")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,17 @@
+"""A task module that takes a second to import, like one pulling in a heavy library: a worker process
+built on it needs over a second before it can serve (tests/fault/test_recycle.py)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+time.sleep(1.0)
+
+
+def stamp(path: str, tag: str, ms: int) -> None:
+    """Append ``tag pid start end`` (wall-clock seconds) around a sleep of ``ms``."""
+    start = time.time()
+    time.sleep(ms / 1000)
+    with open(path, "a") as f:
+        f.write(f"{tag} {os.getpid()} {start:.6f} {time.time():.6f}\n")
