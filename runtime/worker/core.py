@@ -16,7 +16,9 @@ with the policy's backoff until ``max`` retries, then ``fail`` (dead-letter) wit
 dead-letter at once with the reason. Every outcome is token-checked by the broker; a refused one
 (``Code.STALE``) is logged and dropped. Leases are extended by :class:`LeaseKeeper` in its own thread.
 
-Recycling (``max_tasks_per_child``): with a supervisor that can start a successor
+Recycling (``max_tasks_per_child``): each process draws its own limit, up to 10% above the setting
+(:func:`recycle_limit`), so processes started together (every one at start-up, with prod.yaml's 2)
+do not all recycle in the same second. With a supervisor that can start a successor
 (``request_successor``), the worker asks for one when it reaches the limit and keeps serving until
 the supervisor's SIGTERM (sent once the successor is serving), or for ``HANDOVER_WAIT`` at most (a
 successor that cannot start must not keep a leaking process alive forever); without one it stops at
@@ -60,6 +62,13 @@ _PARKED_FLAG_MS = int(_PARK * 1000) + 500
 HANDOVER_WAIT = 30.0
 
 _NOOP_PUBLISH: Callable[[WorkerStats], None] = lambda _s: None  # noqa: E731
+
+
+def recycle_limit(max_tasks: int | None, rng: random.Random | None = None) -> int | None:
+    """This process's task limit: ``max_tasks`` plus a random 0-10% (like gunicorn's jitter)."""
+    if not max_tasks:
+        return None
+    return max_tasks + (rng or random).randint(0, max_tasks // 10)
 
 
 class Worker:
@@ -131,6 +140,7 @@ class Worker:
         self.request_successor = request_successor
         self.on_serving = on_serving  # set up and about to reserve (a predecessor may drain)
         self._handover_until: float | None = None
+        self.max_tasks = recycle_limit(ws.max_tasks_per_child)
 
     # -- configuration helpers ------------------------------------------------------------
 
@@ -209,7 +219,7 @@ class Worker:
 
     async def _reserve_loop(self, burst: bool, lane: int = 0) -> None:
         assert self._stopping is not None and self._slot_free is not None
-        max_tasks = self.settings.workers.max_tasks_per_child
+        max_tasks = self.max_tasks
         while not self._stopping.is_set():
             if max_tasks and self.runner.completed >= max_tasks and self._recycle_now(max_tasks):
                 return
@@ -256,11 +266,11 @@ class Worker:
         now = time.monotonic()
         if self._handover_until is None:
             if self.request_successor is not None and self.request_successor():
-                logger.info("worker reached max_tasks_per_child={}; serving till a successor does", max_tasks)
+                logger.info("worker ran {} tasks (max_tasks_per_child + jitter); serving on", max_tasks)
                 self._handover_until = now + HANDOVER_WAIT
                 return False
             self._handover_until = now
-            logger.info("worker reached max_tasks_per_child={}, recycling", max_tasks)
+            logger.info("worker ran {} tasks (max_tasks_per_child + jitter), recycling", max_tasks)
             return True
         if now < self._handover_until:
             return False

@@ -271,6 +271,18 @@ async def test_idle_worker_is_woken_not_polling(redis_url: str, namespace: str) 
     assert statistics.median(lat) < 50
 
 
+def test_each_process_draws_its_own_recycle_limit() -> None:
+    import random
+
+    from runtime.worker.core import recycle_limit
+
+    rng = random.Random(7)
+    limits = [recycle_limit(100_000, rng) for _ in range(200)]
+    assert all(n is not None and 100_000 <= n <= 110_000 for n in limits)  # never below the setting
+    assert len(set(limits)) > 150  # processes started together recycle apart
+    assert recycle_limit(None) is None and recycle_limit(5) == 5  # under 10 tasks there is no room
+
+
 async def test_max_tasks_per_child_recycles_the_worker(redis_url: str, namespace: str) -> None:
     import asyncio
 
