@@ -2,11 +2,11 @@
 
 prod.yaml recycles each worker process every 100,000 jobs, which at full speed is every 1.5-4 s.
 This fills a private Redis with ``--jobs`` no-op jobs (several recycles' worth), drains them with
-one worker process of the bench pipeline (prod.yaml as shipped), and compares, interleaved over
-``--reps`` rounds, the shipped limit with recycling switched off (the limit raised past the job
-count through ``TASK_QUEUE_WORKERS__MAX_TASKS_PER_CHILD``). Throughput counts from the tasks' own
-start stamps, first to last, so every recycle inside the run is paid for. Prints the medians and
-their ratio; a ratio near 1.0 means a recycle costs the queue nothing.
+``--procs`` worker processes (default 1) of the bench pipeline (prod.yaml as shipped), and
+compares, interleaved over ``--reps`` rounds, the shipped limit with recycling switched off (the
+limit raised past the job count through ``TASK_QUEUE_WORKERS__MAX_TASKS_PER_CHILD``). Throughput
+counts from the tasks' own start stamps, first to last, so every recycle inside the run is paid
+for. Prints the medians and their ratio; a ratio near 1.0 means a recycle costs the queue nothing.
 
 A drain ends when the queue's stats show nothing ready, scheduled, running or dead (every job
 succeeded). The bench recorder's count can fall a little short of the job count: a worker process
@@ -40,15 +40,15 @@ def drained(broker: Broker) -> bool:
     return s.ready == s.scheduled == s.running == s.dead == 0
 
 
-def run_once(h: Harness, broker: Broker, jobs: int, limit: str | None) -> tuple[float, int, int]:
-    """(jobs/s, recorded executions, duplicates) of one drain of ``jobs`` pre-filled no-op jobs."""
+def run_once(h: Harness, broker: Broker, jobs: int, limit: str | None, procs: int) -> tuple[float, int, int]:
+    """(jobs/s, recorded executions, duplicates) of ``procs`` processes draining ``jobs`` no-op jobs."""
     if limit is None:
         os.environ.pop(ENV, None)
     else:
         os.environ[ENV] = limit
     h.flush()
     h.produce("bulk", jobs)
-    with h.workers(1) as group:
+    with h.workers(procs) as group:
         deadline = time.monotonic() + 300
         while not drained(broker):
             group.check()
@@ -64,6 +64,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.recycle")
     parser.add_argument("--jobs", type=int, default=400_000)
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--procs", type=int, default=1)
     args = parser.parse_args()
     pipeline = prepare(OUT)
     conditions = {"as shipped (100,000)": None, "never": str(args.jobs * 10)}
@@ -76,7 +77,7 @@ def main() -> int:
         broker = connect(load_settings(pipeline))
         for rep in range(args.reps):
             for name in rotated(list(conditions), rep):
-                rate, count, dup = run_once(h, broker, args.jobs, conditions[name])
+                rate, count, dup = run_once(h, broker, args.jobs, conditions[name], args.procs)
                 print(f"rep {rep + 1} {name}: {rate:,.0f} jobs/s ({count:,} recorded, {dup} dup)", flush=True)
                 if dup:
                     print("  a job ran twice", file=sys.stderr)
@@ -86,7 +87,8 @@ def main() -> int:
         os.environ.pop(ENV, None)
         server.stop()
     shipped, never = (statistics.median(rates[c]) for c in conditions)
-    print(f"jobs/s, median of {args.reps}: recycling every 100,000 {shipped:,.0f}, never {never:,.0f}: "
+    print(f"jobs/s, {args.procs} process(es), median of {args.reps}: recycling every 100,000 {shipped:,.0f}, "
+          f"never {never:,.0f}: "
           f"{shipped / never:.2f}x")  # fmt: skip
     return 0
 
