@@ -14,12 +14,14 @@ supervisor with it.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import os
 import pickle
 import signal
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -153,10 +155,33 @@ def worker_main() -> None:
     except ImportError:
         code = asyncio.run(_serve(launch))
     # Every job is acked or released by now. A task thread still running past the grace period
-    # would make a normal exit wait for it (executor threads are joined at exit): leave at once.
+    # would make a normal exit wait for it (executor threads are joined at exit): leave at once,
+    # once the exit handlers have run.
+    run_exit_handlers(EXIT_HANDLERS_WAIT)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+#: longest wait for the atexit handlers of a stopping worker process (seconds)
+EXIT_HANDLERS_WAIT = 5.0
+
+
+def run_exit_handlers(timeout: float) -> bool:
+    """Run the ``atexit`` handlers (task modules' and libraries': error reporters and tracers flush
+    their queues there) within ``timeout``; False if they were still running at the deadline.
+
+    ``os._exit`` skips them, and a worker leaves that way so as not to wait for a task thread stuck
+    past the grace period. A thread of their own bounds them the same way: a handler that hangs
+    costs ``timeout``, not the exit.
+    """
+    runner = threading.Thread(target=atexit._run_exitfuncs, name="tq-atexit", daemon=True)
+    runner.start()
+    runner.join(timeout)
+    if runner.is_alive():
+        logger.warning("atexit handlers still running after {:g}s: exiting without them", timeout)
+        return False
+    return True
 
 
 def launcher(

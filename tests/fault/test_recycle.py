@@ -1,7 +1,7 @@
 """Recycling (``max_tasks_per_child``) under load, with real worker processes started by the app's
 launcher: the worker past its limit serves on while its successor starts, so the queue never waits for
 a process start-up (here over a second: the task module sleeps at import), and no job is lost or run
-twice across the hand-overs."""
+twice across the hand-overs. Each process that stops runs the task module's atexit handler."""
 
 from __future__ import annotations
 
@@ -25,7 +25,11 @@ LIMIT = 60
 JOBS = 1000
 
 
-def test_recycling_hands_over_without_a_gap(tmp_path: Path, redis_url: str, namespace: str) -> None:
+def test_recycling_hands_over_without_a_gap(
+    tmp_path: Path, redis_url: str, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exit_log = tmp_path / "exits.txt"
+    monkeypatch.setenv("TQ_TEST_EXIT_LOG", str(exit_log))  # inherited by the worker processes
     pipeline = write_pipeline(
         tmp_path, redis_url, namespace, lease="10s", processes=1, concurrency=4, grace="5s",
         extra_tasks='  stamp: {entry: "tasks_fixture.slow_start:stamp", timeout: 10s, retries: {max: 0}}',
@@ -62,3 +66,6 @@ def test_recycling_hands_over_without_a_gap(tmp_path: Path, redis_url: str, name
     # a restart after the exit would leave the queue waiting over a second (the import sleep)
     assert gap < 0.5
     assert result == [0]
+    # every process ran its exit handlers, the retired ones and the last (stopped with the supervisor)
+    exited = {int(line.split()[1]) for line in exit_log.read_text().splitlines()}
+    assert set(per_pid) <= exited
