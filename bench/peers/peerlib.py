@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import array
 import asyncio
+import atexit
 import collections
 import importlib
 import json
@@ -58,6 +59,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self._items: collections.deque[tuple[float, float]] = collections.deque()
+        self._client: Any = None  # this process's connection, made with its thread
         self._pid = -1
         self._lock = threading.Lock()
 
@@ -73,19 +75,27 @@ class Recorder:
             if self._pid == os.getpid():
                 return
             self._pid = os.getpid()
+            self._client = redis.Redis.from_url(redis_url())
             threading.Thread(target=self._run, name="bench-recorder", daemon=True).start()
+            # what the thread has not shipped yet, at a clean exit (a worker that runs atexit handlers)
+            atexit.register(self._flush)
 
     def _run(self) -> None:
-        client = redis.Redis.from_url(redis_url())
         while True:
             time.sleep(FLUSH_INTERVAL)
-            n = len(self._items)
-            if not n:
-                continue
-            flat = array.array("d")
-            for _ in range(n):
+            self._flush()
+
+    def _flush(self) -> None:
+        flat = array.array("d")
+        n = 0
+        while True:  # popleft is atomic: the exit flush and the thread never ship an item twice
+            try:
                 flat.extend(self._items.popleft())
-            pipe = client.pipeline(transaction=False)
+            except IndexError:
+                break
+            n += 1
+        if n:
+            pipe = self._client.pipeline(transaction=False)
             pipe.rpush(SEEN_KEY, flat.tobytes())
             pipe.incrby(DONE_KEY, n)
             pipe.execute()
