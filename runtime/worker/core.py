@@ -270,6 +270,7 @@ class Worker:
                 self._handover_until = now + HANDOVER_WAIT
                 return False
             self._handover_until = now
+            self.request_successor = None  # the other lane stops too, without a second log line
             logger.info("worker ran {} tasks (max_tasks_per_child + jitter), recycling", max_tasks)
             return True
         if now < self._handover_until:

@@ -283,6 +283,31 @@ def test_each_process_draws_its_own_recycle_limit() -> None:
     assert recycle_limit(None) is None and recycle_limit(5) == 5  # under 10 tasks there is no room
 
 
+async def test_recycle_decision_with_and_without_a_successor(redis_url: str, namespace: str) -> None:
+    from loguru import logger
+
+    from .harness import make_worker
+
+    s = make_settings(redis_url, namespace)
+    asked: list[bool] = []
+    warnings: list[str] = []
+    sink = logger.add(lambda m: warnings.append(str(m)), level="WARNING")
+    try:
+        alone = make_worker(s, request_successor=lambda: asked.append(False) or False)
+        # nobody to start a successor: stop now; the other lane stops too, without asking again
+        assert alone._recycle_now(5) and alone._recycle_now(5) and asked == [False] and warnings == []
+        helped = make_worker(s, request_successor=lambda: asked.append(True) or True)
+        assert not helped._recycle_now(5) and not helped._recycle_now(5)  # serving while it starts
+        assert asked == [False, True] and warnings == []  # asked once
+        helped._handover_until = 0.0  # HANDOVER_WAIT is over and no SIGTERM came
+        assert helped._recycle_now(5) and helped._recycle_now(5) and asked == [False, True]
+        assert len(warnings) == 1 and "no successor took over" in warnings[0]
+    finally:
+        logger.remove(sink)
+    for w in (alone, helped):
+        await w.broker.close()
+
+
 async def test_max_tasks_per_child_recycles_the_worker(redis_url: str, namespace: str) -> None:
     import asyncio
 
