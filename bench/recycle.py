@@ -31,7 +31,8 @@ from runtime.broker.base import Broker
 from runtime.broker.connection import connect
 from runtime.config import load_settings
 
-ENV = "TASK_QUEUE_WORKERS__MAX_TASKS_PER_CHILD"
+#: the env override of the recycle limit (bench.scaling raises it past its job count too)
+RECYCLE_ENV = "TASK_QUEUE_WORKERS__MAX_TASKS_PER_CHILD"
 
 
 def drained(broker: Broker) -> bool:
@@ -42,9 +43,9 @@ def drained(broker: Broker) -> bool:
 def run_once(h: Harness, broker: Broker, jobs: int, limit: str | None, procs: int) -> tuple[float, int, int]:
     """(jobs/s, recorded executions, duplicates) of ``procs`` processes draining ``jobs`` no-op jobs."""
     if limit is None:
-        os.environ.pop(ENV, None)
+        os.environ.pop(RECYCLE_ENV, None)
     else:
-        os.environ[ENV] = limit
+        os.environ[RECYCLE_ENV] = limit
     h.flush()
     h.produce("bulk", jobs)
     with h.workers(procs) as group:
@@ -83,7 +84,7 @@ def main() -> int:
                     return 1
                 rates[name].append(rate)
     finally:
-        os.environ.pop(ENV, None)
+        os.environ.pop(RECYCLE_ENV, None)
         server.stop()
     shipped, never = (statistics.median(rates[c]) for c in conditions)
     print(f"jobs/s, {args.procs} process(es), median of {args.reps}: recycling every 100,000 {shipped:,.0f}, "

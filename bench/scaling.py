@@ -28,13 +28,12 @@ from typing import Any
 
 import psutil
 
-from bench.harness import Harness, Workers
+from bench.harness import Harness
 from bench.profile import OUT
+from bench.recycle import RECYCLE_ENV
 from bench.server import BenchRedis
 from bench.systems import TQRUN
 from bench.tqrun_pipeline import prepare
-
-NO_RECYCLE = "TASK_QUEUE_WORKERS__MAX_TASKS_PER_CHILD"
 
 
 @dataclass
@@ -45,18 +44,6 @@ class Window:
     redis_us: float  # Redis CPU per job
     busy_cores: float  # the whole machine
     idle_cores: float
-
-
-def _tree_cpu(group: Workers) -> float:
-    total = 0.0
-    for top in group._ps:
-        for p in [top, *top.children(recursive=True)]:
-            try:
-                t = p.cpu_times()
-                total += t.user + t.system
-            except psutil.Error:
-                continue
-    return total
 
 
 def _busy_idle(t: Any) -> tuple[float, float]:  # psutil's scputimes (a namedtuple per platform)
@@ -74,9 +61,9 @@ def measure(h: Harness, procs: int, jobs: int, seconds: float) -> Window:
             if time.monotonic() > deadline:
                 raise SystemExit(f"{procs} process(es): no steady draining within 60 s")
             time.sleep(0.01)
-        w0, r0, m0, d0, t0 = _tree_cpu(group), h.redis_cpu(), psutil.cpu_times(), h.done(), time.monotonic()
+        w0, r0, m0, d0, t0 = group.usage()[0], h.redis_cpu(), psutil.cpu_times(), h.done(), time.monotonic()
         time.sleep(seconds)
-        w1, r1, m1, d1, t1 = _tree_cpu(group), h.redis_cpu(), psutil.cpu_times(), h.done(), time.monotonic()
+        w1, r1, m1, d1, t1 = group.usage()[0], h.redis_cpu(), psutil.cpu_times(), h.done(), time.monotonic()
     if d1 >= jobs:
         raise SystemExit(f"the queue ran dry inside the window: raise --jobs above {jobs}")
     n, span = d1 - d0, t1 - t0
@@ -92,7 +79,7 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
     prepare(OUT)
-    os.environ[NO_RECYCLE] = str(args.jobs * 10)
+    os.environ[RECYCLE_ENV] = str(args.jobs * 10)
     cores = psutil.cpu_count() or 1
     windows: dict[int, list[Window]] = {1: [], 2: []}
     server = BenchRedis().start()
@@ -106,11 +93,11 @@ def main() -> int:
                       f"{w.worker_us:.1f} us + Redis {w.redis_us:.1f} us; machine {w.busy_cores:.2f} of "
                       f"{cores} cores busy, {w.idle_cores:.2f} idle", flush=True)  # fmt: skip
     finally:
-        os.environ.pop(NO_RECYCLE, None)
+        os.environ.pop(RECYCLE_ENV, None)
         server.stop()
 
     def med(procs: int, field: str) -> float:
-        return statistics.median(getattr(w, field) for w in windows[procs])
+        return float(statistics.median(getattr(w, field) for w in windows[procs]))
 
     one, two = med(1, "rate"), med(2, "rate")
     per_job_two = med(2, "worker_us") + med(2, "redis_us")
