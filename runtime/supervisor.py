@@ -84,7 +84,6 @@ class _Retiring:
 
     index: int
     proc: subprocess.Popen[bytes]
-    channel: int | None
     told: bool = False  # SIGTERM sent
 
 
@@ -132,8 +131,12 @@ class Supervisor:
 
     @property
     def pids(self) -> list[int]:
-        procs = [s.proc for s in self.slots.values()] + [r.proc for r in self.retiring]
-        return [p.pid for p in procs if p is not None and p.poll() is None]
+        return [p.pid for p in self._alive()]
+
+    def _alive(self) -> list[subprocess.Popen[bytes]]:
+        """Every live worker process: the slots' and the retiring ones."""
+        every = [s.proc for s in self.slots.values()] + [r.proc for r in self.retiring]
+        return [p for p in every if p is not None and p.poll() is None]
 
     def live(self) -> int:
         return sum(
@@ -187,14 +190,14 @@ class Supervisor:
             if WANT_SUCCESSOR in heard and not slot.draining and not self._stop.is_set():
                 logger.info("worker {} (pid {}) reached max_tasks_per_child: starting its successor",
                             slot.index, slot.proc.pid)  # fmt: skip
-                self.retiring.append(_Retiring(slot.index, slot.proc, slot.channel))
+                self.retiring.append(_Retiring(slot.index, slot.proc))
+                _close(slot.channel)  # it has said all it had to say
                 slot.proc, slot.channel = None, None
                 slot.failures, slot.restart_at = 0, now  # _reconcile starts the successor this tick
 
     def _reap(self, now: float) -> None:
         for old in [r for r in self.retiring if r.proc.poll() is not None]:
             self.retiring.remove(old)
-            _close(old.channel)
             code = old.proc.returncode
             logger.info("worker {} (pid {}) retired, {}", old.index, old.proc.pid, _describe(code))
         for slot in list(self.slots.values()):
@@ -295,8 +298,7 @@ class Supervisor:
     # -- shutdown -------------------------------------------------------------------------
 
     def _shutdown(self) -> int:
-        every = [s.proc for s in self.slots.values()] + [r.proc for r in self.retiring]
-        procs = [p for p in every if p is not None and p.poll() is None]
+        procs = self._alive()
         for p in procs:
             with contextlib.suppress(ProcessLookupError):
                 p.send_signal(signal.SIGTERM)
